@@ -1,0 +1,87 @@
+"""`harmonyset`: the command line. Thin: it finds the verbs in ``harmonyset_hf.commands`` and runs one."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import pkgutil
+import sys
+from collections.abc import Callable
+
+from . import __version__
+from .errors import HarmonySetError
+
+# Verbs that take a second word (`harmonyset eval mc`, `harmonyset annotate consensus`, ...).
+GROUPS = {
+    "eval": "score predictions (mc, oe, sync, pair)",
+    "export": "write HarmonySet in other formats",
+    "annotate": "the human-machine annotation framework",
+    "audit": "check how far the numbers can be trusted",
+    "derive": "make derived datasets",
+}
+
+
+class CLI:
+    """The registry that command modules add their verbs to."""
+
+    def __init__(self, parser: argparse.ArgumentParser):
+        self._sub = parser.add_subparsers(dest="command", metavar="<command>")
+        self._groups: dict[str, argparse._SubParsersAction] = {}
+        for name, help_text in GROUPS.items():
+            group = self._sub.add_parser(name, help=help_text, description=help_text)
+            self._groups[name] = group.add_subparsers(dest="subcommand", metavar="<subcommand>")
+            group.set_defaults(func=lambda args, _g=group: _g.print_help() or 2)
+
+    def command(self, name: str, help: str, run: Callable[[argparse.Namespace], int | None],
+                group: str | None = None, description: str | None = None) -> argparse.ArgumentParser:
+        """Add a verb (or ``group name``) whose ``run(args)`` is called; returns its parser for arguments."""
+        target = self._groups[group] if group else self._sub
+        parser = target.add_parser(name, help=help, description=description or help,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+        parser.set_defaults(func=run)
+        return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser, with every verb the command modules register."""
+    parser = argparse.ArgumentParser(
+        prog="harmonyset",
+        description="HarmonySet (video-music alignment): data, training and evaluation for the HF stack.",
+    )
+    parser.add_argument("--version", action="version", version=f"harmonyset-hf {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks and debug logs")
+    cli = CLI(parser)
+    from . import commands
+
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{commands.__name__}.{info.name}")
+        module.register(cli)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `harmonyset` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        code = args.func(args)
+    except HarmonySetError as err:
+        if args.debug or os.environ.get("HARMONYSET_DEBUG"):
+            raise
+        print(f"harmonyset: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("harmonyset: interrupted; work done so far is saved and a rerun resumes", file=sys.stderr)
+        return 130
+    return int(code or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

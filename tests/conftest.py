@@ -1,0 +1,38 @@
+"""Shared fixtures: HarmonySet-mini (real media, made once per session) and its Hub folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# Tests never reach a hub: everything they need is built here.
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("WANDB_MODE", "disabled")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+MINI_N = 24
+
+
+@pytest.fixture(scope="session")
+def mini_dir(tmp_path_factory) -> Path:
+    """A HarmonySet-mini release (videos/, release/, truth.json) made by `harmonyset sample`."""
+    from harmonyset_hf.sample import make_sample
+
+    out = tmp_path_factory.mktemp("mini")
+    make_sample(out, n=MINI_N, seed=0)
+    return out
+
+
+@pytest.fixture(scope="session")
+def hub_dir(mini_dir, tmp_path_factory) -> Path:
+    """HarmonySet-mini built into a Hub-ready folder (`harmonyset build`)."""
+    from harmonyset_hf.hub import build_hub
+
+    out = tmp_path_factory.mktemp("hub") / "HarmonySet-mini"
+    build_hub(release_dir=mini_dir / "release", videos_dir=mini_dir / "videos", out_dir=out)
+    return out
