@@ -1,0 +1,70 @@
+"""`harmonyset eval mc` and `harmonyset eval oe`: score predictions, write results.json + items.jsonl."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(cli) -> None:
+    """Add `eval mc` and `eval oe`."""
+    mc = cli.command("mc", group="eval", run=_run_mc,
+                     help="accuracy per aspect of HarmonySet-MC predictions (CI, invalid rate, chance)")
+    _common(mc)
+    mc.add_argument("--circular", action="store_true",
+                    help="also score the 4 option rotations (#r0-#r3): correct only if right every time")
+    oe = cli.command("oe", group="eval", run=_run_oe,
+                     help="judge HarmonySet-OE predictions (1-10 per aspect), per category and Overall")
+    _common(oe)
+    oe.add_argument("--judge", default="openai", choices=["openai", "embedding"],
+                    help="openai: the paper's GPT-4o judge prompt on any OpenAI-compatible server; "
+                         "embedding: an offline proxy (not comparable with the paper)")
+    oe.add_argument("--judge-model", default=None, help="judge model (default: the judge's own default)")
+    oe.add_argument("--judge-base-url", default=None, help="OpenAI-compatible base URL of the judge")
+    oe.add_argument("--concurrency", type=int, default=None, help="parallel judge calls")
+    oe.add_argument("--cache", default=None, help="judge reply cache folder (default: the user cache)")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, help="Hub folder or repo id (as for load_dataset)")
+    p.add_argument("--predictions", required=True, help="predictions .jsonl")
+    p.add_argument("--out", required=True, help="output folder for results.json and items.jsonl")
+    p.add_argument("--limit", type=int, default=None, help="only the first N rows of the split")
+
+
+def _run_mc(args: argparse.Namespace) -> int:
+    from ..evaluation import evaluate_mc, read_predictions, summary_line, write_results
+    from ..predict import load_split
+
+    predictions, facts = read_predictions(args.predictions, "mc")
+    rows = load_split(args.data, "mc", limit=args.limit)
+    results, items = evaluate_mc(rows, predictions, circular=args.circular, model=facts["model"])
+    results["predictions"] = facts
+    results["data"] = str(args.data)
+    path = write_results(args.out, results, items)
+    print(summary_line(results))
+    print(f"wrote {path} and {path.parent / 'items.jsonl'}")
+    return 0
+
+
+def _run_oe(args: argparse.Namespace) -> int:
+    from ..evaluation import evaluate_oe, read_predictions, summary_line, write_results
+    from ..judge import make_judge
+    from ..predict import load_split
+
+    predictions, facts = read_predictions(args.predictions, "oe")
+    rows = load_split(args.data, "oe", limit=args.limit)
+    if args.judge == "embedding":
+        judge = make_judge("embedding")
+    else:
+        judge = make_judge("openai", model=args.judge_model, base_url=args.judge_base_url,
+                           concurrency=args.concurrency, cache_dir=args.cache)
+    try:
+        results, items = evaluate_oe(rows, predictions, judge, model=facts["model"])
+    finally:
+        judge.close()
+    results["predictions"] = facts
+    results["data"] = str(args.data)
+    path = write_results(args.out, results, items)
+    print(summary_line(results))
+    print(f"wrote {path} and {path.parent / 'items.jsonl'}")
+    return 0

@@ -1,0 +1,36 @@
+"""`harmonyset predict`: run a model over HarmonySet-MC/OE and write resumable predictions."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(cli) -> None:
+    """Add the `predict` verb."""
+    p = cli.command("predict", help="run a model over HarmonySet-MC or -OE; resumable JSON Lines predictions",
+                    run=_run)
+    p.add_argument("--data", required=True, help="Hub folder or repo id (as for load_dataset)")
+    p.add_argument("--config", required=True, choices=["mc", "oe"])
+    p.add_argument("--model", required=True, help="a registered model name (see --list-models)")
+    p.add_argument("--model-args", default="", help="adapter options, k=v,k2=v2")
+    p.add_argument("--out", required=True, help="predictions .jsonl (appended; ids already there are skipped)")
+    p.add_argument("--limit", type=int, default=None, help="only the first N rows of the split")
+    p.add_argument("--frames", type=int, default=16, help="frames per clip for models that look at the video")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--circular", action="store_true",
+                   help="MC: also ask each question with its options rotated 4 ways (position bias)")
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ..models import get_model, parse_model_args
+    from ..predict import load_split, run_predictions
+
+    model = get_model(args.model, seed=args.seed, frames=args.frames, **parse_model_args(args.model_args))
+    rows = load_split(args.data, args.config, media=model.needs_media, limit=args.limit)
+    summary = run_predictions(model, rows, args.config, args.out, batch_size=args.batch_size,
+                              circular=args.circular, meta={"seed": args.seed, "frames": args.frames})
+    for ident, error in list(summary.failed.items())[:10]:
+        print(f"  failed {ident}: {error}")
+    print(summary.line())
+    return 1 if summary.failed else 0
