@@ -1,0 +1,274 @@
+"""Canonical records -> a Hub-ready folder that `datasets.load_dataset(folder, config)` reads.
+
+Layout (found by reading datasets 5.2's ``folder_based_builder`` and checked by experiment):
+
+* with media: ``instruct.parquet``, ``oe.parquet`` and ``mc.parquet`` at the root, next to
+  ``videos/train/NNN/<id>.mp4`` and ``videos/test/NNN/<id>.mp4`` (at most 10,000 files a folder).
+  The README ``configs:`` block gives each config its metadata file plus its split's videos, and
+  ``metadata_filenames: [<config>.parquet]`` so that the video-folder builder takes the parquet
+  file as its metadata (only ``metadata.parquet`` is recognised by default, and one root can hold
+  only one of those). A metadata ``file_name`` is resolved relative to the metadata file and may
+  not contain ``..``, which is why the metadata sits at the root above ``videos/``. The parquet
+  files carry the ``datasets`` features in their schema metadata, so labels, sync points and
+  metadata come out typed as in :func:`harmonyset_hf.schema.features`; ``file_name`` becomes the
+  decoded ``video`` column. The module of every config is inferred from the *first* config's
+  files (the most common extension, a tie going to parquet), so the first config listed is one
+  with at least two videos.
+* ``annotations_only``: plain parquet ``data/<config>/<split>.parquet``; ``video`` is then a
+  string, the video reference as the release gives it (e.g. ``hs000123.mp4``), to join with
+  videos downloaded by the user.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import logging
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from . import schema
+from .errors import HarmonySetError
+from .io import atomic_write_json, package_versions
+from .release import ReleaseReader, iter_release
+
+log = logging.getLogger(__name__)
+
+MAX_FILES_PER_FOLDER = 10_000
+VIDEO_SPLIT = {"instruct": "train", "oe": "test", "mc": "test"}
+LINK_MODES = ("hardlink", "symlink", "copy")
+BATCH_ROWS = 1000
+
+
+class HubError(HarmonySetError):
+    """A Hub folder that cannot be built, read or pushed."""
+
+
+def media_file(config: str) -> str:
+    """The metadata parquet of a config in a Hub folder with media."""
+    return f"{config}.parquet"
+
+
+def annotations_file(config: str) -> str:
+    """The parquet file of a config in an annotations-only Hub folder."""
+    return f"data/{config}/{schema.SPLITS[config]}.parquet"
+
+
+def row_features(config: str, annotations_only: bool):
+    """The features written to a config's parquet file (``file_name`` for media, ``video`` string otherwise)."""
+    import datasets
+
+    feats = schema.features(config, with_video=False)
+    first = "video" if annotations_only else "file_name"
+    return datasets.Features({first: datasets.Value("string"), **feats})
+
+
+def safe_name(item_id: str) -> str:
+    """A file-system-safe stem for an id (a short hash is appended when characters had to change)."""
+    stem = re.sub(r"[^A-Za-z0-9._-]", "_", item_id)
+    if stem != item_id or stem.startswith("."):
+        stem = f"{stem.lstrip('.')}-{hashlib.sha1(item_id.encode()).hexdigest()[:8]}"
+    return stem
+
+
+def link_file(src: str | os.PathLike, dst: str | os.PathLike, mode: str = "hardlink") -> str:
+    """Place ``src`` at ``dst`` by hardlink (copy across devices), symlink or copy; returns the mode used."""
+    if mode not in LINK_MODES:
+        raise HubError(f"unknown link mode {mode!r}; valid: {', '.join(LINK_MODES)}")
+    if mode == "symlink":
+        os.symlink(os.path.abspath(src), dst)
+        return mode
+    if mode == "hardlink":
+        try:
+            os.link(src, dst)
+            return mode
+        except OSError as err:
+            if err.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.EACCES, errno.ENOTSUP):
+                raise
+    shutil.copyfile(src, dst)
+    return "copy"
+
+
+class _Writer:
+    """Writes one config's rows to parquet in row groups, so memory stays flat at any size."""
+
+    def __init__(self, path: Path, features):
+        import pyarrow.parquet as pq
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.schema = features.arrow_schema
+        self.writer = pq.ParquetWriter(path, self.schema, compression="zstd")
+        self.rows: list[dict] = []
+        self.count = 0
+
+    def add(self, row: dict) -> None:
+        self.rows.append(row)
+        if len(self.rows) >= BATCH_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        import pyarrow as pa
+
+        if self.rows:
+            self.writer.write_table(pa.Table.from_pylist(self.rows, schema=self.schema))
+            self.count += len(self.rows)
+            self.rows = []
+
+    def close(self) -> None:
+        self.flush()
+        self.writer.close()
+
+
+class _Videos:
+    """Assigns each item's video its place under ``videos/<split>/NNN/`` and links it there."""
+
+    def __init__(self, root: Path, link_mode: str):
+        self.root, self.link_mode = root, link_mode
+        self.dest: dict[tuple[str, str], str] = {}
+        self.count: dict[str, int] = {"train": 0, "test": 0}
+        self.modes: dict[str, int] = {}
+
+    def place(self, split: str, item_id: str, src: str) -> str:
+        key = (split, item_id)
+        if key not in self.dest:
+            n = self.count[split]
+            self.count[split] += 1
+            rel = f"videos/{split}/{n // MAX_FILES_PER_FOLDER:03d}/{safe_name(item_id)}{Path(src).suffix.lower()}"
+            target = self.root / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            used = link_file(src, target, self.link_mode)
+            self.modes[used] = self.modes.get(used, 0) + 1
+            self.dest[key] = rel
+        return self.dest[key]
+
+
+def _row(rec: dict, config: str, features, videos: _Videos | None) -> dict:
+    row = {k: rec.get(k) for k in features}
+    if videos is None:
+        row["video"] = rec["video"]
+    else:
+        row["file_name"] = videos.place(VIDEO_SPLIT[config], rec["id"], rec["video"])
+    return row
+
+
+def configs_yaml(hub_dir: str | os.PathLike) -> list[dict[str, Any]]:
+    """The README ``configs:`` entries for the parquet files present in a Hub folder."""
+    hub = Path(hub_dir)
+    entries = []
+    for config in schema.CONFIGS:
+        split = schema.SPLITS[config]
+        if (hub / media_file(config)).is_file():
+            n_videos = sum(1 for _ in (hub / "videos" / VIDEO_SPLIT[config]).glob("*/*"))
+            entries.append((n_videos < 2, {
+                "config_name": config,
+                "data_files": [{"split": split, "path": [media_file(config), f"videos/{VIDEO_SPLIT[config]}/**"]}],
+                "metadata_filenames": [media_file(config)],
+            }))
+        elif (hub / annotations_file(config)).is_file():
+            entries.append((False, {"config_name": config,
+                                    "data_files": [{"split": split, "path": annotations_file(config)}]}))
+    # datasets infers the builder of every config from the first one's files: put one with videos first.
+    return [entry for _, entry in sorted(entries, key=lambda e: e[0])]
+
+
+def read_configs(hub_dir: str | os.PathLike) -> list[dict[str, Any]]:
+    """The ``configs:`` entries of a Hub folder's README (empty when there is none)."""
+    import yaml
+
+    readme = Path(hub_dir) / "README.md"
+    if not readme.is_file():
+        return []
+    text = readme.read_text(encoding="utf-8")
+    m = re.match(r"^---\s*\n(.*?)\n---\s*\n", text, re.S)
+    return (yaml.safe_load(m.group(1)) or {}).get("configs", []) if m else []
+
+
+def config_table(hub_dir: str | os.PathLike, config: str):
+    """The rows of a config as a pyarrow Table, read from the Hub folder's parquet (no video decoding)."""
+    import pyarrow.parquet as pq
+
+    hub = Path(hub_dir)
+    for candidate in (media_file(config), annotations_file(config)):
+        if (hub / candidate).is_file():
+            return pq.read_table(hub / candidate)
+    raise HubError(f"{hub} has no parquet file for config {config!r} (expected {media_file(config)} "
+                   f"or {annotations_file(config)}); build it with `harmonyset build`")
+
+
+def build_hub(release_dir: str | os.PathLike, videos_dir: str | os.PathLike | None, out_dir: str | os.PathLike,
+              annotations_only: bool = False, strict: bool = False, link_mode: str = "hardlink",
+              field_map: dict | str | None = None, card: bool = True) -> dict[str, Any]:
+    """Build a Hub-ready folder from release files (+ videos); returns the build report (also written)."""
+    from tqdm.auto import tqdm
+
+    if link_mode not in LINK_MODES:
+        raise HubError(f"unknown link mode {link_mode!r}; valid: {', '.join(LINK_MODES)}")
+    if videos_dir is None and not annotations_only:
+        raise HubError("no videos folder given: pass videos_dir (--videos DIR) or annotations_only=True")
+    if videos_dir is not None and not annotations_only and not Path(videos_dir).is_dir():
+        raise HubError(f"videos folder {videos_dir} does not exist")
+    out = Path(out_dir)
+    tmp = out.parent / f".{out.name}.building-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    started = time.perf_counter()
+    reader = ReleaseReader(None if annotations_only else videos_dir, field_map=field_map, strict=strict,
+                           check_videos=not annotations_only)
+    videos = None if annotations_only else _Videos(tmp, link_mode)
+    writers: dict[str, _Writer] = {}
+    feats = {c: row_features(c, annotations_only) for c in schema.CONFIGS}
+    try:
+        for config, rec in tqdm(iter_release(release_dir, reader), desc="build", unit=" rows"):
+            if config not in writers:
+                target = tmp / (annotations_file(config) if annotations_only else media_file(config))
+                writers[config] = _Writer(target, feats[config])
+            writers[config].add(_row(rec, config, feats[config], videos))
+        for writer in writers.values():
+            writer.close()
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    release = reader.release
+    report = {
+        "annotations_only": annotations_only,
+        "link_mode": link_mode,
+        "counts": {c: (writers[c].count if c in writers else 0) for c in schema.CONFIGS},
+        "videos": dict(videos.count) if videos else {},
+        "link_modes_used": dict(videos.modes) if videos else {},
+        "mc_items": len({r.rsplit(":", 1)[0] for r in reader._qids}),
+        **{k: v for k, v in release.report().items() if k != "counts"},
+        "seconds": round(time.perf_counter() - started, 2),
+        "versions": package_versions(),
+    }
+    atomic_write_json(tmp / "build_report.json", report)
+    if card:
+        from .card import render_card
+
+        render_card(tmp, report=report)
+    _swap_into_place(tmp, out)
+    log.info("built %s: %s; %d skipped (see build_report.json)", out,
+             ", ".join(f"{c} {n}" for c, n in report["counts"].items()), report["skipped_count"])
+    return report
+
+
+def _swap_into_place(tmp: Path, out: Path) -> None:
+    """Replace ``out`` by the finished build with renames, so readers never see a half-built folder."""
+    old = out.parent / f".{out.name}.old-{os.getpid()}"
+    if out.exists():
+        os.rename(out, old)
+    os.rename(tmp, out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def load(path: str | os.PathLike, config: str, split: str | None = None, streaming: bool = False, **kwargs):
+    """``datasets.load_dataset(path, config, split=<its split>)``: a thin convenience, not a second loader."""
+    import datasets
+
+    if config not in schema.CONFIGS:
+        raise HubError(f"unknown config {config!r}; valid: {', '.join(schema.CONFIGS)}")
+    return datasets.load_dataset(str(path), config, split=split or schema.SPLITS[config], streaming=streaming,
+                                 **kwargs)
