@@ -272,3 +272,79 @@ def load(path: str | os.PathLike, config: str, split: str | None = None, streami
         raise HubError(f"unknown config {config!r}; valid: {', '.join(schema.CONFIGS)}")
     return datasets.load_dataset(str(path), config, split=split or schema.SPLITS[config], streaming=streaming,
                                  **kwargs)
+
+
+# --------------------------------------------------------------------------------------------
+# Push and export
+# --------------------------------------------------------------------------------------------
+def redact(text: str, token: str | None) -> str:
+    """``text`` with the token (and anything shaped like a Hugging Face token) masked."""
+    if token:
+        text = text.replace(token, "***")
+    return re.sub(r"hf_[A-Za-z0-9]{8,}", "hf_***", text)
+
+
+def upload_files(hub_dir: str | os.PathLike) -> list[tuple[str, int]]:
+    """(relative path, bytes) of every file a push uploads (hidden files and folders left out)."""
+    hub = Path(hub_dir)
+    out = []
+    for dirpath, dirnames, filenames in os.walk(hub, followlinks=True):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if not name.startswith("."):
+                path = Path(dirpath, name)
+                out.append((path.relative_to(hub).as_posix(), path.stat().st_size))
+    return out
+
+
+def push_hub(hub_dir: str | os.PathLike, repo_id: str, private: bool = False, dry_run: bool = False,
+             token: str | None = None) -> dict[str, Any]:
+    """Create the dataset repo and upload the folder (resumable); ``dry_run`` only lists what would go."""
+    import huggingface_hub
+
+    hub = Path(hub_dir)
+    if not (hub / "README.md").is_file():
+        raise HubError(f"{hub} has no README.md: build it first with `harmonyset build`")
+    if not re.fullmatch(r"[\w.-]+/[\w.-]+", repo_id):
+        raise HubError(f"bad repo id {repo_id!r}: expected ORG/NAME")
+    files = upload_files(hub)
+    token = token or huggingface_hub.get_token()
+    plan = {"repo_id": repo_id, "private": private, "files": len(files), "bytes": sum(n for _, n in files),
+            "token": "found" if token else "missing", "listing": files}
+    if dry_run:
+        return plan
+    if not token:
+        raise HubError("no Hugging Face token: run `hf auth login` or set HF_TOKEN")
+    api = huggingface_hub.HfApi(token=token)
+    try:
+        api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+        large = getattr(api, "upload_large_folder", None)  # resumable, in huggingface_hub versions that have it
+        if large is not None:
+            large(repo_id=repo_id, folder_path=str(hub), repo_type="dataset", private=private,
+                  ignore_patterns=[".*", "**/.*"])
+        else:  # huggingface_hub 2.x: content-addressed (Xet) uploads, so a rerun sends only what is missing
+            api.upload_folder(repo_id=repo_id, folder_path=str(hub), repo_type="dataset",
+                              commit_message="harmonyset push", ignore_patterns=[".*", "**/.*"])
+    except Exception as err:  # noqa: BLE001 - any failure is reported, with the token masked
+        raise HubError(redact(f"push to {repo_id} failed: {type(err).__name__}: {err}", token)) from None
+    return {**plan, "url": f"https://huggingface.co/datasets/{repo_id}"}
+
+
+def export_videollama2(hub_dir: str | os.PathLike, config: str, out: str | os.PathLike) -> int:
+    """Write a config as VideoLLaMA2's training JSON (id, video relative to the Hub folder, conversations)."""
+    import json
+
+    if config not in ("instruct", "oe"):
+        raise HubError(f"VideoLLaMA2 export needs an annotated config (instruct or oe), not {config!r}")
+    templates = json.loads((Path(__file__).parent / "prompts" / "instruction_templates.json").read_text("utf-8"))
+    table = config_table(hub_dir, config)
+    video_col = "file_name" if "file_name" in table.column_names else "video"
+    items = []
+    for row in table.select([video_col, "id", "instruction", "annotation"]).to_pylist():
+        digest = int(hashlib.sha1(row["id"].encode()).hexdigest(), 16)
+        prompt = f"<video>\n{row['instruction']}" if row["instruction"] else templates[digest % len(templates)]
+        items.append({"id": row["id"], "video": row[video_col],
+                      "conversations": [{"from": "human", "value": prompt},
+                                        {"from": "gpt", "value": row["annotation"]}]})
+    atomic_write_json(out, items, indent=None)
+    return len(items)
