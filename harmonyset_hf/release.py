@@ -134,10 +134,10 @@ def iter_json_items(path: str | os.PathLike, chunk_size: int = 1 << 20) -> Itera
         if buf[start] == "[":
             yield from _stream_list(fh, buf, start + 1, decoder, path, chunk_size)
             return
-        first_line = buf[start:].split("\n", 1)[0]
+        first_line, _, rest = buf[start:].partition("\n")
         try:
             json.loads(first_line)
-            is_jsonl = True
+            is_jsonl = bool(rest.strip()) or len(buf) == chunk_size  # one object alone is not JSON Lines
         except json.JSONDecodeError:
             is_jsonl = False
         if not is_jsonl:
