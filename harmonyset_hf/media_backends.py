@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .media import BackendNotInstalledError, TruncatedFileError, _check, _rotation_steps, _Source, output_size
+from .media_io import BackendNotInstalledError, TruncatedFileError, _check, _rotation_steps, _Source, output_size
 
 INSTALL_HINT = {
     "decord": "pip install harmonyset-hf[decord]",

@@ -66,8 +66,8 @@ def write_clip(path: str | Path, *, seconds: float = 2.0, fps: int = 25, width: 
                 if vcodec == "libx264":
                     opts.setdefault("x264-params", f"keyint={gop}:min-keyint={gop}:scenecut=0")
             vs.options = opts
-            if frame_times is not None:
-                vs.time_base = Fraction(1, 1000)
+            if frame_times is not None:  # millisecond clock for the encoder too, or close pts collide
+                vs.time_base = vs.codec_context.time_base = Fraction(1, 1000)
         if acodec:
             aus = out.add_stream(acodec, rate=sample_rate)
             aus.layout = layout
