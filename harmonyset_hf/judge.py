@@ -19,6 +19,7 @@ similarity of each aspect's section of the response and of the reference, mapped
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import re
@@ -64,6 +65,7 @@ class JudgeResult:
 # --------------------------------------------------------------------------------------------
 # Prompt and parsing
 # --------------------------------------------------------------------------------------------
+@functools.cache
 def judge_template(mode: str = "paper") -> str:
     """The judge prompt template of ``mode`` (``paper``: Fig. 13 verbatim)."""
     if mode != "paper":

@@ -23,6 +23,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -30,7 +31,6 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from .errors import ConfigError, HarmonySetError
-from .io import atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -252,11 +252,14 @@ class LLMClient:
         backoff_base: float = 0.5,
         backoff_max: float = 30.0,
         max_retry_after: float = 300.0,
+        durable: bool = False,
     ) -> None:
         self.endpoint = resolve_endpoint(base_url, model, api_key, env_prefix, default_model)
         self.env_prefix = env_prefix
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
         self.use_cache = use_cache
+        self.durable = durable
+        self._write_pool: ThreadPoolExecutor | None = None
         env_conc = os.environ.get(f"{env_prefix}_CONCURRENCY")
         self.concurrency = int(concurrency or (env_conc and int(env_conc)) or DEFAULT_CONCURRENCY)
         self.timeout = timeout
@@ -325,6 +328,9 @@ class LLMClient:
         if self._thread:
             self._thread.join(10)
         self._loop = self._thread = None
+        if self._write_pool is not None:
+            self._write_pool.shutdown(wait=True)
+            self._write_pool = None
 
     def __enter__(self) -> LLMClient:
         return self
@@ -384,7 +390,26 @@ class LLMClient:
             "messages": _digest_media(request.messages), "text": result.text, "finish_reason": result.finish_reason,
             "usage": result.usage, "created": time.time(),
         }
-        atomic_write_json(self.cache_path(key), entry, indent=None)
+        path = self.cache_path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Atomic: readers (and a resumed run) see no file or the whole entry. os.replace alone survives a
+        # killed process; fsync (durable=True) also survives a power cut, at ~0.5 ms CPU per entry.
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        try:
+            with open(tmp, "w", encoding="utf-8") as fh:
+                fh.write(json.dumps(entry, ensure_ascii=False))
+                if self.durable:
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    def _writer(self) -> ThreadPoolExecutor:
+        if self._write_pool is None:
+            self._write_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="harmonyset-llm-cache")
+        return self._write_pool
 
     async def _run_many(self, reqs: list[ChatRequest], conc: int, progress: bool, desc: str,
                         on_result: Callable[[int, ChatResult], None] | None) -> list[ChatResult]:
@@ -416,7 +441,7 @@ class LLMClient:
         fut: asyncio.Future = asyncio.get_running_loop().create_future()
         self._inflight[key] = fut  # registered before any await, so duplicates always find it
         try:
-            entry = await asyncio.to_thread(self._read_cache, key) if self.use_cache else None
+            entry = self._read_cache(key)  # a stat (miss) or one small read (hit): cheaper than a thread hop
             if entry is not None:
                 with self._lock:
                     self.usage.cache_hits += 1
@@ -425,8 +450,9 @@ class LLMClient:
             else:
                 async with sem:
                     result = await self._call_with_retries(model, key, req)
-                if result.ok and self.use_cache:
-                    await asyncio.to_thread(self._write_cache, key, model, req, result)
+                if result.ok and self.use_cache:  # stored before anyone sees the reply: a kill cannot lose it
+                    await asyncio.get_running_loop().run_in_executor(
+                        self._writer(), self._write_cache, key, model, req, result)
             fut.set_result(result)
             return result
         except BaseException as err:

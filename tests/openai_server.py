@@ -11,7 +11,7 @@ Every request is counted per request key (sha256 of its messages): ``received`` 
 (answered 200, i.e. a call that would have been paid for).
 
 Run standalone (for benchmarks, in another process): ``python tests/openai_server.py --port 0``
-prints ``READY <base_url>`` and serves until killed.
+prints ``READY <base_url>`` and serves until killed; ``GET <base_url>/stats`` returns the counters.
 """
 
 from __future__ import annotations
@@ -279,6 +279,10 @@ class FakeOpenAIServer:
     async def _respond(self, request_line: str, headers: dict, raw: bytes, writer: asyncio.StreamWriter) -> bool:
         parts = request_line.split()
         path = parts[1] if len(parts) > 1 else ""
+        if path.rstrip("/").endswith("/stats"):  # counters, for a client in another process
+            await self._send(writer, 200, {"received": self.total_received, "served": self.total_served,
+                                           "faults": dict(self.stats.faults)})
+            return True
         if not path.rstrip("/").endswith("/chat/completions"):
             await self._send(writer, 404, {"error": {"message": f"no route {path}", "type": "not_found"}})
             return True
