@@ -220,3 +220,26 @@ def test_build_errors(tmp_path):
     make_clip(tmp_path / "v" / "x.mp4", seconds=0.25)
     assert main(["build", "--release", str(tmp_path / "none"), "--videos", str(tmp_path / "v"),
                  "--out", str(tmp_path / "out")]) == 2
+
+
+@pytest.mark.slow
+def test_harmonyset_mini_hub_matches_its_truth(mini_dir, hub_dir, tmp_path):
+    """The shared HarmonySet-mini fixture builds cleanly and loads with the splits and sync points of truth.json."""
+    truth = json.loads((mini_dir / "truth.json").read_text())["items"]
+    report = json.loads((hub_dir / "build_report.json").read_text())
+    assert report["skipped_count"] == 0
+    for config in schema.CONFIGS:
+        ds = datasets.load_dataset(str(hub_dir), config, split=schema.SPLITS[config], cache_dir=str(tmp_path))
+        assert ds.features == schema.features(config)
+        split = "train" if config == "instruct" else "test"
+        assert sorted(set(ds["id"])) == sorted(i for i, t in truth.items() if t["split"] == split)
+        if config == "mc":
+            assert len(ds) == 4 * len(set(ds["id"]))
+            continue
+        for row in ds.select_columns(["id", "sync_points", "category"]):
+            expected = truth[row["id"]]
+            got = [(round(p["time"]), p["code"]) for p in row["sync_points"]]
+            assert got == [(round(p["time"]), p["code"]) for p in expected["sync_points"]]
+            assert row["category"] == expected["category"]
+    first = datasets.load_dataset(str(hub_dir), "oe", split="test", cache_dir=str(tmp_path))[0]
+    assert first["video"].metadata.width == truth[first["id"]]["width"]
