@@ -16,6 +16,9 @@ MODELS: dict[str, str] = {
     "baseline-random": "harmonyset_hf.models.baselines:RandomBaseline",
     "baseline-longest": "harmonyset_hf.models.baselines:LongestOptionBaseline",
     "baseline-generic": "harmonyset_hf.models.baselines:GenericAnswerBaseline",
+    "qwen2_5_omni": "harmonyset_hf.models.qwen2_5_omni:QwenOmniModel",
+    "tiny": "harmonyset_hf.models.qwen2_5_omni:TinyOmniModel",
+    "openai-api": "harmonyset_hf.models.openai_api:OpenAIChatModel",
 }
 
 __all__ = ["MODELS", "Model", "ModelError", "available_models", "get_model", "parse_model_args", "register_model"]

@@ -1,0 +1,185 @@
+"""Qwen2.5-Omni (thinker only) as a HarmonySet model: video frames and the clip's own music, interleaved.
+
+``qwen2_5_omni`` takes a checkpoint folder or Hub id (``path=``, default Qwen/Qwen2.5-Omni-7B),
+optionally a LoRA adapter written by ``harmonyset_hf.train`` (``adapter=DIR``) or merged weights
+(``adapter=DIR/merged`` or ``path=DIR/merged``). ``tiny`` is the same class on the random-weight
+model of :mod:`harmonyset_hf.models.tiny` (built into the cache when no ``path`` is given).
+
+Inputs are built by :func:`harmonyset_hf.models.omni_processing.build_inputs`, the same function
+the training collator uses, so inference sees exactly the layout training saw.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from .base import ModelError
+from .clips import ClipLoader
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CHECKPOINT = "Qwen/Qwen2.5-Omni-7B"
+FRAME_CHOICES = (16, 32, 64)
+
+
+def resolve_dtype(dtype: Any, device: str) -> Any:
+    """``"auto"`` -> bf16 on CUDA, fp32 elsewhere; else the named torch dtype."""
+    import torch
+
+    if dtype in (None, "auto"):
+        return torch.bfloat16 if device.startswith("cuda") else torch.float32
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    names = {"bf16": "bfloat16", "fp16": "float16", "half": "float16", "fp32": "float32", "float": "float32"}
+    value = getattr(torch, names.get(str(dtype), str(dtype)), None)
+    if not isinstance(value, torch.dtype):
+        raise ModelError(f"unknown dtype {dtype!r}: use auto, bfloat16, float16 or float32")
+    return value
+
+
+def load_thinker(path: str, dtype: Any = None, attn_implementation: str | None = None, **hub_kwargs: Any) -> Any:
+    """The Qwen2.5-Omni thinker from a thinker-only checkpoint or a full Omni one (its talker is not loaded)."""
+    from transformers import AutoConfig, Qwen2_5OmniThinkerForConditionalGeneration
+
+    kwargs: dict[str, Any] = {"dtype": dtype, **hub_kwargs}
+    if attn_implementation:
+        kwargs["attn_implementation"] = attn_implementation
+    try:
+        model_type = AutoConfig.from_pretrained(path, **hub_kwargs).model_type
+        if model_type not in ("qwen2_5_omni", "qwen2_5_omni_thinker"):
+            raise ModelError(f"{path!r} is a {model_type!r} checkpoint, not Qwen2.5-Omni")
+        # transformers maps a full checkpoint's thinker_config and thinker.* weights onto the thinker.
+        return Qwen2_5OmniThinkerForConditionalGeneration.from_pretrained(path, **kwargs)
+    except OSError as err:
+        raise ModelError(f"cannot load a Qwen2.5-Omni checkpoint from {path!r}: {err}") from err
+
+
+def _has(path: Path, *names: str) -> bool:
+    return path.is_dir() and all((path / n).is_file() for n in names)
+
+
+class QwenOmniModel:
+    """Qwen2.5-Omni's thinker answering from 16/32/64 frames + the clip's audio (greedy by default)."""
+
+    needs_media = True
+    default_name = "qwen2_5_omni"
+
+    def __init__(self, path: str | None = DEFAULT_CHECKPOINT, adapter: str | None = None, frames: int | None = 16,
+                 seed: int = 0, max_pixels: int | None = None, min_pixels: int | None = None, dtype: str = "auto",
+                 device: str | None = None, batch_size: int = 4, max_new_tokens: int = 512, do_sample: bool = False,
+                 temperature: float = 1.0, top_p: float = 1.0, system: str | None = None,
+                 attn_implementation: str | None = None, media_backend: str = "pyav", name: str | None = None,
+                 local_files_only: bool = False):
+        import torch
+
+        from .omni_processing import QWEN_OMNI_SYSTEM_PROMPT, load_processor
+
+        frames = 16 if frames is None else int(frames)
+        if frames < 2:
+            raise ModelError(f"frames must be at least 2 (Qwen2.5-Omni pairs frames), not {frames}")
+        if frames not in FRAME_CHOICES:
+            log.warning("frames=%d: the paper compares %s", frames, FRAME_CHOICES)
+        path = self._default_path(path, seed)
+        self.frames, self.seed, self.batch_size = frames, int(seed), max(1, int(batch_size))
+        self.max_new_tokens, self.do_sample = int(max_new_tokens), bool(do_sample)
+        self.temperature, self.top_p = float(temperature), float(top_p)
+        self.system = QWEN_OMNI_SYSTEM_PROMPT if system is None else (system or None)
+        self.media_backend = media_backend
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.dtype = resolve_dtype(dtype, self.device)
+        hub = {"local_files_only": bool(local_files_only)}
+        weights, processor_from = str(path), str(path)
+        peft_dir = None
+        if adapter:
+            adapter_dir = Path(adapter)
+            if _has(adapter_dir, "adapter_config.json"):
+                peft_dir = adapter_dir
+            elif _has(adapter_dir, "config.json"):  # merged weights
+                weights = str(adapter_dir)
+            else:
+                raise ModelError(f"adapter {adapter!r} is neither a peft adapter (adapter_config.json) "
+                                 "nor merged weights (config.json)")
+            if _has(adapter_dir, "tokenizer_config.json"):  # train.py saves the processor beside the weights
+                processor_from = str(adapter_dir)
+        torch.manual_seed(self.seed)
+        self.model = load_thinker(weights, dtype=self.dtype, attn_implementation=attn_implementation, **hub)
+        if peft_dir is not None:
+            from peft import PeftModel
+
+            self.model = PeftModel.from_pretrained(self.model, str(peft_dir)).merge_and_unload()
+        self.model.to(self.device).eval()
+        self.processor = load_processor(processor_from, min_pixels=min_pixels, max_pixels=max_pixels, **hub)
+        self.name = name or self._describe_name(path, adapter)
+        self._clips = ClipLoader(frames=self.frames, sample_rate=16000, backend=media_backend)
+
+    def _default_path(self, path: str | None, seed: int) -> str:
+        if not path:
+            raise ModelError(f"{self.default_name}: give path=<checkpoint folder or Hub id>")
+        return str(path)
+
+    def _describe_name(self, path: str, adapter: str | None) -> str:
+        name = self.default_name
+        if str(path) != DEFAULT_CHECKPOINT:
+            name += f":{Path(str(path).rstrip('/')).name}"
+        if adapter:
+            name += f"+{Path(str(adapter).rstrip('/')).name}"
+        return name
+
+    def load_clips(self, batch: list[dict]) -> list[Any]:
+        """Frames (``self.frames`` at segment midpoints) and the full 16 kHz audio of each row's video."""
+        return self._clips(batch)
+
+    def generate(self, batch: list[dict], prompts: list[str]) -> list[str]:
+        """One reply per row, generated in sub-batches of ``batch_size`` with left padding."""
+        if len(batch) != len(prompts):
+            raise ModelError(f"{len(batch)} rows but {len(prompts)} prompts")
+        replies: list[str] = []
+        for start in range(0, len(batch), self.batch_size):
+            rows, texts = batch[start:start + self.batch_size], prompts[start:start + self.batch_size]
+            replies.extend(self.generate_clips(self.load_clips(rows), texts))
+        return replies
+
+    def generate_clips(self, clips: list[Any], prompts: list[str]) -> list[str]:
+        """Replies for already-loaded clips (``harmonyset_hf.media.Clip``) and their prompts."""
+        import torch
+
+        from .omni_processing import MODEL_KWARGS, build_inputs, make_conversation
+
+        conversations = [make_conversation(p, system=self.system) for p in prompts]
+        inputs = build_inputs(self.processor, clips, conversations, add_generation_prompt=True, padding_side="left")
+        # Only the pixels and mel features take the model dtype: video_second_per_grid stays fp32
+        # (in bf16, 3.9 s becomes 3.906 s and the video drifts against the audio).
+        inputs = {k: v.to(self.device, self.dtype) if k in ("pixel_values_videos", "input_features")
+                  else v.to(self.device) for k, v in inputs.items()}
+        options: dict[str, Any] = {"max_new_tokens": self.max_new_tokens, "do_sample": self.do_sample,
+                                   "pad_token_id": self.processor.tokenizer.pad_token_id,
+                                   "eos_token_id": self.processor.tokenizer.eos_token_id}
+        if self.do_sample:
+            options.update(temperature=self.temperature, top_p=self.top_p)
+            torch.manual_seed(self.seed)
+        else:  # greedy: silence the checkpoint's sampling defaults
+            options.update(temperature=None, top_p=None, top_k=None)
+        with torch.inference_mode():
+            out = self.model.generate(**inputs, **MODEL_KWARGS, **options)
+        new_tokens = out[:, inputs["input_ids"].shape[1]:]
+        texts = self.processor.batch_decode(new_tokens, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+        return [t.strip() for t in texts]
+
+
+class TinyOmniModel(QwenOmniModel):
+    """``QwenOmniModel`` on the tiny random-weight thinker (``path`` = a ``harmonyset tiny-model`` dir)."""
+
+    default_name = "tiny"
+
+    def __init__(self, path: str | None = None, max_new_tokens: int = 16, **kwargs: Any):
+        super().__init__(path=path, max_new_tokens=max_new_tokens, **kwargs)
+
+    def _default_path(self, path: str | None, seed: int) -> str:
+        from .tiny import tiny_model_dir
+
+        return str(tiny_model_dir(path))  # weights seeded 0 always; `seed` is the generation seed
+
+    def _describe_name(self, path: str, adapter: str | None) -> str:
+        return self.default_name + (f"+{Path(str(adapter).rstrip('/')).name}" if adapter else "")
