@@ -260,8 +260,12 @@ class LLMClient:
         self.use_cache = use_cache
         self.durable = durable
         self._write_pool: ThreadPoolExecutor | None = None
-        env_conc = os.environ.get(f"{env_prefix}_CONCURRENCY")
-        self.concurrency = int(concurrency or (env_conc and int(env_conc)) or DEFAULT_CONCURRENCY)
+        env_conc = os.environ.get(f"{env_prefix}_CONCURRENCY", "")
+        if not concurrency and env_conc:
+            if not env_conc.isdigit() or int(env_conc) < 1:
+                raise ConfigError(f"{env_prefix}_CONCURRENCY must be a positive integer, got {env_conc!r}")
+            concurrency = int(env_conc)
+        self.concurrency = int(concurrency or DEFAULT_CONCURRENCY)
         self.timeout = timeout
         self.max_attempts = max(1, max_attempts)
         self.backoff_base, self.backoff_max, self.max_retry_after = backoff_base, backoff_max, max_retry_after
@@ -315,7 +319,11 @@ class LLMClient:
         conc = max(1, int(concurrency or self.concurrency))
         loop = self._ensure_loop()
         future = asyncio.run_coroutine_threadsafe(self._run_many(reqs, conc, progress, desc, on_result), loop)
-        return future.result()
+        try:
+            return future.result()
+        except BaseException:  # Ctrl-C here: stop the calls still waiting (finished ones are cached)
+            future.cancel()
+            raise
 
     def close(self) -> None:
         """Close the connection pool and stop the background loop."""
