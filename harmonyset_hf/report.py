@@ -95,7 +95,10 @@ def _csv(header: list[str], rows: list[list[str]]) -> str:
 
 def _judge_name(results: dict) -> str:
     judge = results.get("judge") or {}
-    return str(judge.get("model") or judge.get("name") or judge.get("kind") or "")
+    name = str(judge.get("model") or judge.get("name") or judge.get("kind") or "")
+    if judge.get("proxy"):
+        return f"{judge.get('kind', 'proxy')} proxy ({name.rsplit('/', 1)[-1]})"
+    return name
 
 
 def oe_table(results: list[dict], paper: bool = False) -> tuple[list[str], list[list[str]]]:
@@ -169,7 +172,8 @@ def mc_table(results: list[dict], paper: bool = False, markdown: bool = True) ->
 
 
 def _bar_chart(path: Path, title: str, ylabel: str, labels: list[str], series: dict[str, list[float | None]],
-               hline: float | None = None, ylim: tuple[float, float] | None = None) -> Path:
+               hline: float | None = None, ylim: tuple[float, float] | None = None,
+               errors: dict[str, list[tuple[float, float] | None]] | None = None) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -179,7 +183,13 @@ def _bar_chart(path: Path, title: str, ylabel: str, labels: list[str], series: d
     width = 0.8 / max(1, len(series))
     for k, (name, values) in enumerate(series.items()):
         xs = [i + (k - (len(series) - 1) / 2) * width for i in range(len(labels))]
-        ax.bar(xs, [v if v is not None else 0.0 for v in values], width, label=name)
+        heights = [v if v is not None else 0.0 for v in values]
+        yerr = None
+        if errors and name in errors:  # asymmetric 95 % intervals around each bar
+            cis = [ci or (h, h) for ci, h in zip(errors[name], heights)]
+            yerr = [[h - lo for (lo, _), h in zip(cis, heights)], [hi - h for (_, hi), h in zip(cis, heights)]]
+        ax.bar(xs, heights, width, label=name, yerr=yerr, capsize=2,
+               hatch="//" if name.startswith(PAPER_LABEL) else None, alpha=0.6 if name.startswith(PAPER_LABEL) else 1)
     if hline is not None:
         ax.axhline(hline, color="grey", linestyle="--", linewidth=1, label="chance")
     ax.set_xticks(range(len(labels)), labels)
@@ -210,8 +220,10 @@ def charts(results: list[dict], out_dir: Path, paper: bool = False) -> list[Path
         acc = {r["_label"]: [_scale(r["aspects"][a]["accuracy"]) for a in ASPECTS] for r in mc}
         if paper:
             acc.update({PAPER_LABEL + n: [100 * s[a] for a in ASPECTS] for n, s in PAPER_REFERENCE["mc"].items()})
-        out.append(_bar_chart(out_dir / "mc_accuracy.png", "HarmonySet-MC accuracy", "accuracy (%)", labels, acc,
-                              hline=100 * CHANCE, ylim=(0, 100)))
+        cis = {r["_label"]: [tuple(100 * x for x in r["aspects"][a]["ci95"]) if r["aspects"][a].get("ci95") else None
+                             for a in ASPECTS] for r in mc}
+        out.append(_bar_chart(out_dir / "mc_accuracy.png", "HarmonySet-MC accuracy (95% CI)", "accuracy (%)", labels,
+                              acc, hline=100 * CHANCE, ylim=(0, 100), errors=cis))
         inv = {r["_label"]: [_scale(r["aspects"][a]["invalid_rate"]) for a in ASPECTS] for r in mc}
         out.append(_bar_chart(out_dir / "mc_invalid.png", "HarmonySet-MC invalid-answer rate", "invalid (%)",
                               labels, inv, ylim=(0, 100)))
@@ -230,9 +242,11 @@ def write_report(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike,
     out_dir = Path(out_dir)
     written: list[Path] = []
     parts = ["# HarmonySet report\n"]
+    short: list[str] = []
     if any(r["config"] == "oe" for r in results):
         header, rows = oe_overall_table(results, paper)
         parts += ["## HarmonySet-OE, Overall (mean over items; judge score 1-10)\n", _markdown(header, rows)]
+        short += parts[-2:]
         header, rows = oe_table(results, paper)
         parts += ["## HarmonySet-OE by category (Table 2 layout)\n", _markdown(header, rows)]
         written.append(atomic_write_text(out_dir / "table2_oe.csv", _csv(header, rows)))
@@ -241,17 +255,22 @@ def write_report(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike,
         header, rows = mc_table(results, paper)
         parts += ["## HarmonySet-MC accuracy (Table 5 layout; invalid answers count as wrong)\n",
                   _markdown(header, rows)]
+        short += parts[-2:]
         written.append(atomic_write_text(out_dir / "table5_mc.md", _markdown(header, rows)))
         header, rows = mc_table(results, paper, markdown=False)
         written.append(atomic_write_text(out_dir / "table5_mc.csv", _csv(header, rows)))
+    notes = []
     if paper:
-        parts.append("Rows marked `paper:` are the numbers published in the HarmonySet paper (arXiv 2503.01725), "
+        notes.append("Rows marked `paper:` are the numbers published in the HarmonySet paper (arXiv 2503.01725), "
                      "for reference; they were not produced by this toolkit.\n")
     if any(r["config"] == "oe" and "embedding" in _judge_name(r).lower() + json.dumps(r.get("judge") or {})
            for r in results):
-        parts.append("The `embedding` judge is an offline proxy: its scores are not comparable with the paper's "
+        notes.append("The `embedding` judge is an offline proxy: its scores are not comparable with the paper's "
                      "GPT-4o judge.\n")
-    text = "\n".join(parts)
+    text = "\n".join(parts + notes)
     written.append(atomic_write_text(out_dir / "report.md", text))
     written += charts(results, out_dir, paper)
-    return {"markdown": text, "files": written}
+    summary = "\n".join(short + notes)
+    if any(r["config"] == "oe" for r in results):
+        summary += f"\nPer-category OE scores (Table 2 layout): {out_dir / 'table2_oe.md'}\n"
+    return {"markdown": text, "summary": summary, "files": written}

@@ -11,7 +11,9 @@ def register(cli) -> None:
                     run=_run)
     p.add_argument("--data", required=True, help="Hub folder or repo id (as for load_dataset)")
     p.add_argument("--config", required=True, choices=["mc", "oe"])
-    p.add_argument("--model", required=True, help="a registered model name (see --list-models)")
+    from ..models import available_models
+
+    p.add_argument("--model", required=True, help=f"a registered model: {', '.join(available_models())}")
     p.add_argument("--model-args", default="", help="adapter options, k=v,k2=v2")
     p.add_argument("--out", required=True, help="predictions .jsonl (appended; ids already there are skipped)")
     p.add_argument("--limit", type=int, default=None, help="only the first N rows of the split")

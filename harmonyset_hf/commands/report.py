@@ -18,6 +18,6 @@ def _run(args: argparse.Namespace) -> int:
     from ..report import write_report
 
     written = write_report(args.results, args.out, paper=args.compare_paper)
-    print(written["markdown"])
+    print(written["summary"])
     print(f"report: {len(written['files'])} files in {args.out}")
     return 0
