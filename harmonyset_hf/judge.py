@@ -35,7 +35,9 @@ from .text import find_sections
 log = logging.getLogger(__name__)
 
 DEFAULT_JUDGE_MODEL = "gpt-4o"  # the paper's judge
-PROMPT_MODES = ("paper",)
+# Prompt modes and their template files (under harmonyset_hf/); a later "hardened" mode adds a line here.
+PROMPT_FILES = {"paper": "prompts/oe_judge.txt"}
+PROMPT_MODES = tuple(PROMPT_FILES)
 # EmbeddingJudge mapping: score = clip(1 + 9 * (cos - lo) / (hi - lo), 1, 10). With MiniLM-L6,
 # unrelated music descriptions sit near cos 0.1-0.2 and close paraphrases near 0.85-0.95.
 EMBED_LO, EMBED_HI = 0.15, 0.90
@@ -68,9 +70,9 @@ class JudgeResult:
 @functools.cache
 def judge_template(mode: str = "paper") -> str:
     """The judge prompt template of ``mode`` (``paper``: Fig. 13 verbatim)."""
-    if mode != "paper":
+    if mode not in PROMPT_FILES:
         raise ConfigError(f"unknown judge prompt mode {mode!r}; expected one of {', '.join(PROMPT_MODES)}")
-    return resources.files("harmonyset_hf").joinpath("prompts/oe_judge.txt").read_text(encoding="utf-8").rstrip("\n")
+    return resources.files("harmonyset_hf").joinpath(PROMPT_FILES[mode]).read_text(encoding="utf-8").rstrip("\n")
 
 
 def prompt_sha256(mode: str = "paper") -> str:

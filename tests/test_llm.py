@@ -71,6 +71,14 @@ def test_complete_many_in_order_then_from_cache(server, make_client, tmp_path):
     assert server.total_served == 12
 
 
+def test_durable_cache_writes_whole_entries(server, make_client, tmp_path):
+    client = make_client(durable=True, cache_dir=tmp_path / "durable")
+    assert client.complete_many(["a", "b"], progress=False)[1].text == "echo: b"
+    entries = [json.loads(p.read_text()) for p in (tmp_path / "durable").rglob("*.json")]
+    assert sorted(e["text"] for e in entries) == ["echo: a", "echo: b"]
+    assert not list((tmp_path / "durable").rglob("*.tmp"))
+
+
 def test_cache_key_covers_model_params_metadata_not_secrets(make_client):
     client = make_client()
     base = ChatRequest(_user("x"), {"temperature": 0}, {"attempt": 0})
