@@ -495,10 +495,11 @@ class LLMClient:
                 log.info("request %s: %s; retry %d in %.2fs", key[:12], last, attempt, delay)
                 await asyncio.sleep(delay)
                 continue
-            except openai.OpenAIError as err:  # bad response body etc.: not retryable
+            except Exception as err:  # a bad response body etc.: not retryable, and the batch goes on
                 last = scrub(f"{type(err).__name__}: {err}", self._secrets())
                 with self._lock:
                     self.usage.failures += 1
+                log.warning("request %s failed: %s", key[:12], last)
                 return ChatResult(None, key, error=last, attempts=attempt)
             choice = resp.choices[0] if resp.choices else None
             text = (choice.message.content if choice and choice.message else None) or ""

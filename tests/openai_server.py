@@ -6,7 +6,8 @@ answers with a pluggable reply function ``reply(body) -> str``. The default repl
 HarmonySet OE judge deterministically: it reads the response and the correct answer out of the
 paper's prompt and scores each aspect from the word overlap of their sections, so results are
 reproducible. Faults are injected with :meth:`FakeOpenAIServer.inject` (429 + Retry-After, 500,
-slow replies, dropped connections, a fixed reply text such as a malformed or 3-number one).
+400, slow replies, dropped connections, a 200 with a garbage body, a fixed reply text such as a
+malformed or 3-number one).
 Every request is counted per request key (sha256 of its messages): ``received`` and ``served``
 (answered 200, i.e. a call that would have been paid for).
 
@@ -36,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from harmonyset_hf.schema import ASPECTS  # noqa: E402
 from harmonyset_hf.text import find_sections  # noqa: E402
 
-FAULT_KINDS = ("429", "500", "drop", "slow", "reply", "400")
+FAULT_KINDS = ("429", "500", "drop", "slow", "reply", "400", "garbage")
 
 
 @dataclass
@@ -323,6 +324,10 @@ class FakeOpenAIServer:
                 return True
             if fault.kind in ("500", "400"):
                 await self._send(writer, int(fault.kind), {"error": {"message": "injected error", "type": "server"}})
+                return True
+            if fault.kind == "garbage":  # a 200 whose body is not a chat completion
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 9\r\n\r\nnot json!")
+                await writer.drain()
                 return True
             if fault.kind == "slow":
                 delay += fault.delay

@@ -223,3 +223,12 @@ def test_server_counts_use_the_same_key_as_tests(server, make_client):
     client = make_client()
     client.complete_many(["a", "b", "a"], progress=False)
     assert server.stats.served[request_key(_user("a"))] == 1 and server.total_received == 2
+
+
+def test_a_broken_response_body_fails_that_request_only(server, make_client):
+    server.inject("garbage", match="broken")
+    client = make_client()
+    results = client.complete_many(["broken one", "fine one"], progress=False)
+    assert results[1].text == "echo: fine one"
+    assert results[0].error and not results[0].ok, results[0]
+    assert client.usage.failures == 1 and not client.is_cached("broken one")
