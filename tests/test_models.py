@@ -192,6 +192,21 @@ def test_inputs_token_counts_follow_grid_fps_and_audio(processor, thinker, video
         assert torch.equal(video_t, expected)
 
 
+def test_silent_clip_gets_silence_and_fps_from_frame_times(processor):
+    """A clip without audio still gets the audio-in-video layout (silence of its length); no duration -> times."""
+    from types import SimpleNamespace
+
+    frames = np.zeros((16, 64, 96, 3), dtype=np.uint8)
+    silent = SimpleNamespace(frames=frames, duration=8.0, audio=None, sample_rate=SR,
+                             frame_times=(np.arange(16) + 0.5) * 0.5)
+    inputs = build_inputs(processor, [silent], [make_conversation("x")], add_generation_prompt=True)
+    assert inputs["feature_attention_mask"].sum() == 800
+    assert (inputs["input_ids"] == processor.audio_token_id).sum() == _audio_tokens(800)
+    undated = SimpleNamespace(**{**vars(silent), "duration": 0.0, "audio": np.zeros(SR * 8, dtype=np.float32)})
+    inputs = build_inputs(processor, [undated], [make_conversation("x")], add_generation_prompt=True)
+    assert inputs["video_second_per_grid"][0].item() == pytest.approx(1.0)  # 2 frames per grid at 2 fps
+
+
 def test_training_inputs_label_only_the_answer(processor, thinker, videos):
     answer = "Rhythm and Synchronization: The beat matches the cuts.\nEmotion: happy."
     conv = [make_conversation("Analyze.", answer=answer), make_conversation("Rate.", answer="Emotion: calm.")]

@@ -254,7 +254,8 @@ def sampling_fps(clip: Any) -> float:
     duration = float(getattr(clip, "duration", 0) or 0)
     if duration > 0:
         return n / duration
-    times = np.asarray(getattr(clip, "frame_times", None) or [], dtype=np.float64)
+    times = getattr(clip, "frame_times", None)
+    times = np.asarray([] if times is None else times, dtype=np.float64)
     if times.size >= 2 and np.all(np.diff(times) > 0):
         return float(1.0 / np.mean(np.diff(times)))
     raise ModelError(f"cannot tell the sampling rate of a clip of {n} frames: no duration and no frame times")

@@ -63,11 +63,11 @@ def clip_messages(clip: Any, prompt: str, system: str | None = None, audio: bool
                   max_side: int = 512, jpeg_quality: int = 85) -> list[dict]:
     """Chat messages for one clip: [system], user = frames (+ time labels), the music, then the prompt."""
     content: list[dict] = []
-    times = list(getattr(clip, "frame_times", None) if getattr(clip, "frame_times", None) is not None else [])
+    times = getattr(clip, "frame_times", None)
+    times = [] if times is None else list(times)
     duration = float(getattr(clip, "duration", 0) or 0)
-    content.append({"type": "text", "text": f"The video ({duration:.1f} s) as {len(clip.frames)} frames sampled "
-                                            "uniformly over its length" + (", with their times:" if timestamps
-                                                                         else ":")})
+    intro = f"The video ({duration:.1f} s) as {len(clip.frames)} frames sampled uniformly over its length"
+    content.append({"type": "text", "text": intro + (", each after its time:" if timestamps else ":")})
     for i, frame in enumerate(clip.frames):
         if timestamps and i < len(times):
             content.append({"type": "text", "text": f"[{_stamp(float(times[i]))}]"})
