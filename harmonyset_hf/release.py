@@ -214,13 +214,19 @@ def _get(item: dict, name: str, field_map: dict[str, str] | None = None) -> Any:
     if field_map and name in field_map:
         return _dig(item, field_map[name])
     for key in KEY_ALIASES.get(name, (name,)):
-        if key in item and item[key] not in (None, ""):
-            return item[key]
-    lowered = {k.lower().replace(" ", "_").replace("-", "_"): v for k, v in item.items() if isinstance(k, str)}
-    for key in KEY_ALIASES.get(name, (name,)):
-        if lowered.get(key) not in (None, ""):
-            return lowered[key]
+        value = item.get(key)
+        if value is not None and value != "":
+            return value
     return None
+
+
+def fold_keys(item: Any) -> Any:
+    """The item with ``Video ID``/``Sub-Category`` style keys also reachable as ``video_id``/``sub_category``."""
+    if not isinstance(item, dict):
+        return item
+    extra = {k.lower().replace(" ", "_").replace("-", "_"): v for k, v in item.items()
+             if isinstance(k, str) and (not k.islower() or " " in k or "-" in k)}
+    return {**extra, **item} if extra else item
 
 
 def load_field_map(spec: str | dict | None) -> dict[str, str] | None:
@@ -575,7 +581,7 @@ class ReleaseReader:
             try:
                 if not isinstance(q, dict):
                     raise _Skip(f"question {number} is not a JSON object")
-                row = _question(q, item_id, fm)
+                row = _question(fold_keys(q), item_id, fm)
                 if row["question_id"] in self._qids:
                     raise _Skip(f"duplicate question_id {row['question_id']!r}")
             except _Skip as skip:
@@ -591,6 +597,7 @@ class ReleaseReader:
         self.release.files.setdefault(role, []).append(str(path))
         for index, item in enumerate(iter_json_items(path)):
             source = f"{path.name}[{index}]"
+            item = fold_keys(item)
             try:
                 if role == "mc" or (isinstance(item, dict) and _get(item, "question", self.field_map)
                                     and _get(item, "conversations", self.field_map) is None):
