@@ -128,10 +128,14 @@ def make_figures(stats: dict[str, Any], out_dir: str | os.PathLike) -> list[str]
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 5))
     cats = stats["categories"]
-    left.pie(list(cats.values()), labels=[schema.CATEGORY_NAMES.get(c, c) for c in cats], autopct="%1.0f%%")
+    palette = plt.get_cmap("tab10").colors
+    color = {c: palette[i % len(palette)] for i, c in enumerate(cats)}
+    left.pie(list(cats.values()), labels=[schema.CATEGORY_NAMES.get(c, c) for c in cats], autopct="%1.0f%%",
+             colors=[color[c] for c in cats], wedgeprops={"width": 0.45}, pctdistance=0.78)
     left.set_title("Categories")
-    subs = list(stats["subcategories"].items())[:30]
-    right.barh([s.split("/", 1)[1] for s, _ in subs][::-1], [n for _, n in subs][::-1])
+    subs = list(stats["subcategories"].items())[:30][::-1]  # bars coloured by their category, as in the pie
+    right.barh([s.split("/", 1)[1] for s, _ in subs], [n for _, n in subs],
+               color=[color.get(s.split("/", 1)[0], "grey") for s, _ in subs])
     right.set_title("Subcategories (top 30)")
     save(fig, "categories.png")
     for key, title, xlabel in (("duration", "Video duration", "seconds"),
