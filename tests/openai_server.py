@@ -47,7 +47,7 @@ class Fault:
     kind: str
     times: int = 1
     match: str | None = None  # only requests whose text contains this substring
-    retry_after: float | None = None  # seconds, sent as Retry-After (429)
+    retry_after: float | str | None = None  # seconds (or an HTTP date), sent as Retry-After (429)
     retry_after_ms: float | None = None  # sent as retry-after-ms (429)
     delay: float = 0.0  # extra latency of a "slow" reply, seconds
     text: str | None = None  # the reply text of a "reply" fault
@@ -317,7 +317,8 @@ class FakeOpenAIServer:
             if fault.kind == "429":
                 hdrs = {}
                 if fault.retry_after is not None:
-                    hdrs["retry-after"] = f"{fault.retry_after:g}"
+                    ra = fault.retry_after
+                    hdrs["retry-after"] = ra if isinstance(ra, str) else f"{ra:g}"
                 if fault.retry_after_ms is not None:
                     hdrs["retry-after-ms"] = f"{fault.retry_after_ms:g}"
                 await self._send(writer, 429, {"error": {"message": "Rate limit reached", "type": "rate_limit"}}, hdrs)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import time
 from pathlib import Path
 
 import pytest
@@ -114,6 +115,15 @@ def test_429_honours_retry_after(server, make_client, header):
     assert server.stats.faults["429"] == 1 and client.usage.retries == 1
     # Without the header the backoff here is at most 0.01 s: the wait can only come from the server's value.
     assert _gap_after(server, "429") >= 0.6
+
+
+def test_429_with_an_http_date_retry_after(server, make_client):
+    from email.utils import formatdate
+
+    client = make_client()
+    server.inject("429", retry_after=formatdate(time.time() + 2, usegmt=True))  # whole seconds: waits 1-2 s
+    assert client.complete("by date") == "echo: by date"
+    assert _gap_after(server, "429") >= 0.9
 
 
 @pytest.mark.parametrize("fault", ["500", "drop"])
