@@ -107,6 +107,9 @@ def main(argv: list[str] | None = None) -> int:
           f"usage={json.dumps(usage1)}")
     print(f"cold run CPU: client {cpu_client / args.items * 1000:.2f} ms/item, server "
           f"{cpu_server / args.items * 1000:.2f} ms/item; {os.cpu_count()} CPU(s), load average before {load:.2f}")
+    # The client's event loop is one thread: its CPU time is a floor on the wall time whatever the concurrency.
+    print(f"client CPU floor: {cpu_client:.2f}s of CPU for the cold run (the wall time cannot go below "
+          f"max(ideal, floor) = {max(ideal, cpu_client):.2f}s on an otherwise idle core)")
     print(f"cached run: wall={wall2:.2f}s  server_calls={after['served'] - mid['served']}  "
           f"cache_hits={usage2['cache_hits']}  same_scores={same}")
     return 0
