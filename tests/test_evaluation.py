@@ -239,3 +239,39 @@ def test_evaluate_oe_module_offline(oe_rows):
     for aspect in ASPECTS:
         assert got[aspect] == pytest.approx(results["overall"][aspect])
     assert got["n"] == len(oe_rows) and got["failed"] == 0
+
+
+class FlakyModel:
+    """A model plugged in through the open registry that cannot answer one aspect (a bad item, say)."""
+
+    name = "test-flaky"
+    needs_media = True
+
+    def __init__(self, fail_on: str = "", seed: int = 0, frames: int = 16):
+        self.fail_on = fail_on
+
+    def generate(self, batch, prompts):
+        """'A' for every row; raises on rows of the aspect ``fail_on``; checks it got undecoded media."""
+        for row in batch:
+            assert Path(row["video"]["path"]).is_file()
+            if row["aspect"] == self.fail_on:
+                raise ValueError(f"cannot answer {row['question_id']}")
+        return ["A"] * len(batch)
+
+
+def test_predict_failed_items_are_reported_and_retried(hub_dir, tmp_path, mc_rows, capsys):
+    from harmonyset_hf.models import MODELS, register_model
+
+    register_model("test-flaky", "test_evaluation:FlakyModel")
+    try:
+        out = tmp_path / "flaky.jsonl"
+        argv = ["predict", "--data", hub_dir, "--config", "mc", "--model", "test-flaky", "--out", out,
+                "--batch-size", 4]
+        assert _cli(*argv, "--model-args", "fail_on=emotion") == 1
+        n_emotion = sum(r["aspect"] == "emotion" for r in mc_rows)
+        assert f"{n_emotion} failed" in capsys.readouterr().out
+        assert len(list(read_jsonl(out))) == len(mc_rows) - n_emotion  # the rest of each batch was kept
+        assert _cli(*argv) == 0
+        assert len({r["question_id"] for r in read_jsonl(out)}) == len(mc_rows) == len(list(read_jsonl(out)))
+    finally:
+        MODELS.pop("test-flaky", None)
