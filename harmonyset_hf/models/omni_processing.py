@@ -13,6 +13,13 @@ Three things the stock processor gets wrong for HarmonySet, and what this module
 
 The model must then be called with ``use_audio_in_video=True`` (:data:`MODEL_KWARGS`), in
 ``forward`` as in ``generate``; nothing fails without it, the positions are just wrong.
+
+With the paper's sparse sampling (16 frames over ~31 s: one 2-frame grid per ~3.9 s) the rotary
+positions stay time-aligned (grid k at k x seconds-per-grid x 25, audio at 25 per second), but
+transformers' chunking puts one grid per 2 s audio chunk in the *sequence order* (its chunk index
+advances by one per token, not per 2 s), so later grids precede the audio they belong to by more
+than one chunk. Processor and model share that rule, so the layout is consistent; it only differs
+from the 2 fps sampling Qwen2.5-Omni was trained with.
 """
 
 from __future__ import annotations
