@@ -184,7 +184,6 @@ def _items_of_object(obj: Any, path: Path) -> Iterator[dict]:
     raise ReleaseError(f"{path}: expected a JSON list or object, got {type(obj).__name__}")
 
 
-
 # --------------------------------------------------------------------------------------------
 # The reader
 # --------------------------------------------------------------------------------------------

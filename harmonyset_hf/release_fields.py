@@ -52,7 +52,6 @@ class ReleaseError(HarmonySetError, ValueError):
     """A release file or item that cannot be read (raised at once in strict mode)."""
 
 
-
 # --------------------------------------------------------------------------------------------
 # Field access
 # --------------------------------------------------------------------------------------------
@@ -147,7 +146,6 @@ class VideoResolver:
             self._index()
         name = PurePosixPath(ref).name
         return self._by_name.get(name) or self._by_stem.get(os.path.splitext(name)[0]) or self._by_stem.get(name)
-
 
 
 # --------------------------------------------------------------------------------------------
@@ -282,7 +280,6 @@ def read_duration(item: dict, field_map: dict | None, missing: Counter) -> float
     if value is None:
         missing["duration"] += 1
     return _float(value)
-
 
 
 # --------------------------------------------------------------------------------------------
