@@ -459,8 +459,11 @@ class LLMClient:
                 async with sem:
                     result = await self._call_with_retries(model, key, req)
                 if result.ok and self.use_cache:  # stored before anyone sees the reply: a kill cannot lose it
-                    await asyncio.get_running_loop().run_in_executor(
-                        self._writer(), self._write_cache, key, model, req, result)
+                    if self.durable:  # fsync takes milliseconds: keep it off the event loop
+                        await asyncio.get_running_loop().run_in_executor(
+                            self._writer(), self._write_cache, key, model, req, result)
+                    else:  # ~0.1 ms, cheaper in place than a thread hop
+                        self._write_cache(key, model, req, result)
             fut.set_result(result)
             return result
         except BaseException as err:
