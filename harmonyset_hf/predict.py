@@ -127,6 +127,13 @@ def _generate_safely(model: Any, batch: list[dict], prompts: list[str], key: str
         return out
 
 
+def check_model_config(model: Any, config: str) -> None:
+    """Raise :class:`PredictError` when ``model`` declares ``configs`` and ``config`` is not one of them."""
+    supported = getattr(model, "configs", None)
+    if supported and config not in supported:
+        raise PredictError(f"model {model.name} answers {'/'.join(supported)} only, not {config!r}")
+
+
 def run_predictions(model: Any, rows: list[dict], config: str, out: str | os.PathLike, *,
                     batch_size: int = 8, circular: bool = False, meta: dict | None = None,
                     progress: bool = True) -> PredictSummary:
@@ -138,6 +145,7 @@ def run_predictions(model: Any, rows: list[dict], config: str, out: str | os.Pat
 
     out = Path(out)
     key = id_key(config)
+    check_model_config(model, config)
     if circular:
         if config != "mc":
             raise PredictError("--circular applies to HarmonySet-MC only")

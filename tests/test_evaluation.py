@@ -62,6 +62,10 @@ def test_predict_resumes_without_duplicates(hub_dir, tmp_path, mc_rows):
     _cli("predict", "--data", hub_dir, "--config", "mc", "--model", "baseline-random", "--out", one_shot, "--seed", 3)
     assert {r["question_id"]: r["response"] for r in read_jsonl(one_shot)} == \
         {r["question_id"]: r["response"] for r in full}
+    # an MC-only model is refused on OE before anything runs
+    assert _cli("predict", "--data", hub_dir, "--config", "oe", "--model", "baseline-random", "--out",
+                tmp_path / "oe.jsonl") == 2
+    assert not (tmp_path / "oe.jsonl").exists()
     # another model's predictions are not mixed into the same file
     assert _cli("predict", "--data", hub_dir, "--config", "mc", "--model", "baseline-longest", "--out", out) == 2
 

@@ -26,9 +26,10 @@ def register(cli) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from ..models import get_model, parse_model_args
-    from ..predict import load_split, run_predictions
+    from ..predict import check_model_config, load_split, run_predictions
 
     model = get_model(args.model, seed=args.seed, frames=args.frames, **parse_model_args(args.model_args))
+    check_model_config(model, args.config)
     rows = load_split(args.data, args.config, media=model.needs_media, limit=args.limit)
     summary = run_predictions(model, rows, args.config, args.out, batch_size=args.batch_size,
                               circular=args.circular, meta={"seed": args.seed, "frames": args.frames})

@@ -7,6 +7,7 @@ A model is any object with:
   column and never decode media (the baselines). When True, each row's ``video`` is the
   undecoded ``{"path": ..., "bytes": ...}`` of the ``datasets`` ``Video`` feature; load frames and
   audio with :func:`harmonyset_hf.media.load_clip` (``frames`` from ``--frames``, 16 by default);
+- ``configs`` (optional): the configs it answers, e.g. ``("mc",)``; predict refuses others up front;
 - ``generate(batch, prompts) -> list[str]``: one reply per row, in order. ``batch`` holds rows of
   ``load_dataset(HUB, "mc"|"oe")`` (see ``schema.features``); ``prompts`` holds the matching text
   prompts from :mod:`harmonyset_hf.prompting` (never build a second prompt format in an adapter).

@@ -33,6 +33,7 @@ class _Baseline:
 
     needs_media = False
     config = "mc"
+    configs: tuple[str, ...] = ("mc",)
 
     def __init__(self, seed: int = 0, frames: int | None = None):
         self.seed = int(seed)
@@ -81,6 +82,7 @@ class GenericAnswerBaseline(_Baseline):
 
     name = "baseline-generic"
     config = "oe"
+    configs = ("oe",)
 
     def generate(self, batch: list[dict], prompts: list[str]) -> list[str]:
         """The fixed generic answer, once per row."""
