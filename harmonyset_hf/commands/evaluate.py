@@ -52,13 +52,13 @@ def _run_oe(args: argparse.Namespace) -> int:
     from ..predict import load_split
 
     predictions, facts = read_predictions(args.predictions, "oe")
-    rows = load_split(args.data, "oe", limit=args.limit)
     if args.judge == "embedding":
         judge = make_judge("embedding")
-    else:
+    else:  # built before the data is loaded, so that a missing key or model fails at once
         judge = make_judge("openai", model=args.judge_model, base_url=args.judge_base_url,
                            concurrency=args.concurrency, cache_dir=args.cache)
     try:
+        rows = load_split(args.data, "oe", limit=args.limit)
         results, items = evaluate_oe(rows, predictions, judge, model=facts["model"])
     finally:
         judge.close()
