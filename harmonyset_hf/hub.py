@@ -13,7 +13,7 @@ Layout (found by reading datasets 5.2's ``folder_based_builder`` and checked by 
   metadata come out typed as in :func:`harmonyset_hf.schema.features`; ``file_name`` becomes the
   decoded ``video`` column. The module of every config is inferred from the *first* config's
   files (the most common extension, a tie going to parquet), so the first config listed is one
-  with at least two videos.
+  with at least two videos (in a tiny build without one, the first config lists all videos).
 * ``annotations_only``: plain parquet ``data/<config>/<split>.parquet``; ``video`` is then a
   string, the video reference as the release gives it (e.g. ``hs000123.mp4``), to join with
   videos downloaded by the user.
@@ -171,8 +171,13 @@ def configs_yaml(hub_dir: str | os.PathLike) -> list[dict[str, Any]]:
         elif (hub / annotations_file(config)).is_file():
             entries.append((False, {"config_name": config,
                                     "data_files": [{"split": split, "path": annotations_file(config)}]}))
-    # datasets infers the builder of every config from the first one's files: put one with videos first.
-    return [entry for _, entry in sorted(entries, key=lambda e: e[0])]
+    # datasets infers the builder of every config from the first one's files (most common extension, ties
+    # to parquet): put one with at least two videos first; in a tiny build with no such split, let the first
+    # config list every video so that mp4 still outnumbers its one parquet file.
+    ordered = sorted(entries, key=lambda e: e[0])
+    if ordered and ordered[0][0] and "metadata_filenames" in ordered[0][1]:
+        ordered[0][1]["data_files"][0]["path"][1] = "videos/**"
+    return [entry for _, entry in ordered]
 
 
 def read_configs(hub_dir: str | os.PathLike) -> list[dict[str, Any]]:
@@ -244,6 +249,12 @@ def build_hub(release_dir: str | os.PathLike, videos_dir: str | os.PathLike | No
         "seconds": round(time.perf_counter() - started, 2),
         "versions": package_versions(),
     }
+    report["warnings"] = []
+    if videos is not None and sum(videos.count.values()) < 2 and any(report["counts"].values()):
+        # See configs_yaml: with a single video, datasets reads the metadata parquet as plain data.
+        report["warnings"].append("fewer than 2 videos in all: load_dataset will not see a Video column")
+    for warning in report["warnings"]:
+        log.warning("%s", warning)
     atomic_write_json(tmp / "build_report.json", report)
     if card:
         from .card import render_card

@@ -243,3 +243,14 @@ def test_harmonyset_mini_hub_matches_its_truth(mini_dir, hub_dir, tmp_path):
             assert row["category"] == expected["category"]
     first = datasets.load_dataset(str(hub_dir), "oe", split="test", cache_dir=str(tmp_path))[0]
     assert first["video"].metadata.width == truth[first["id"]]["width"]
+
+
+def test_one_video_per_split_still_gives_a_video_column(tmp_path):
+    """datasets infers the builder from the first config's files (ties go to parquet): a 1+1 build must still work."""
+    release_dir, videos_dir = make_release(tmp_path, train=1, test=1)
+    report = build_hub(release_dir, videos_dir, tmp_path / "hub")
+    assert report["warnings"] == []
+    for config in schema.CONFIGS:
+        ds = datasets.load_dataset(str(tmp_path / "hub"), config, split=schema.SPLITS[config],
+                                   cache_dir=str(tmp_path / "c"))
+        assert ds.features == schema.features(config) and ds[0]["video"].metadata.num_frames == 8
