@@ -6,7 +6,9 @@ a reply that is only a letter; an explicit statement ("The answer is B", "I woul
 mention of an option, by letter or by the option's own text. If those mentions name one
 option it is the answer; several different ones, or none, make the reply invalid, which counts
 as wrong and is reported separately (the paper's scores under the 25 % chance level suggest its
-parser failed on free-form replies). The English words "A" and "I" are not taken for letters.
+parser failed on free-form replies). The English words "A" and "I" are not taken for letters, nor
+negated letters ("not A"), key names ("C major") or ranges ("A-D"); a reply that repeats the
+lettered option list is read without it.
 """
 
 from __future__ import annotations
@@ -42,8 +44,8 @@ _LETTER_TAIL = r"[(\[]?\s*(?:([A-D])\b|([a-d])(?=\s*(?:[).:,;\]]|$)))"
 _EXPLICIT = [
     re.compile(r"(?i:\b(?:final\s+|correct\s+|right\s+|best\s+)?answer\s*(?:is|would\s+be|should\s+be|:|-)?\s*"
                r"(?:is\s*)?(?:probably\s+|likely\s+|clearly\s+)?(?:option\s*|choice\s*)?)" + _LETTER_TAIL),
-    re.compile(r"(?i:\b(?:correct|right|best|most\s+appropriate|most\s+suitable)\s+(?:option|choice)\s*"
-               r"(?:is|would\s+be|:)?\s*)" + _LETTER_TAIL),
+    re.compile(r"(?i:\b(?:correct|right|best|most\s+appropriate|most\s+suitable|most\s+accurate)\s+"
+               r"(?:option|choice|fit|match|description)\s*(?:here\s+)?(?:is|would\s+be|:)?\s*)" + _LETTER_TAIL),
     re.compile(r"(?i:\b(?:i\s+(?:would\s+|will\s+|'d\s+)?)?(?:choose|chose|pick|select|go\s+with|opt\s+for)\s+"
                r"(?:option\s*|choice\s*)?)" + _LETTER_TAIL),
     re.compile(r"(?:\b(?:[Oo]ption|[Cc]hoice)\s*)?[(\[]?\b([A-D])\b[)\]]?\s*(?:is|seems|would\s+be)\s+(?:the\s+)?"
@@ -51,6 +53,8 @@ _EXPLICIT = [
 ]
 # A reply that starts with a letter followed by punctuation: "B. ...", "(C) ...", "D: ...", "b) ...".
 _LEADING = re.compile(r"^\s*(?:\(([A-Da-d])\)|\[([A-Da-d])\]|([A-D])\s*[.:)\-]|([a-d])\))(?!\w)")
+_LEADING_LINE = re.compile(r"^\s*(?:\*\*|__)?\s*[(\[]?([A-Da-d])[)\].:]?\s*(?:\*\*|__)?[ \t]*\n")
+_OPTION_LINE = re.compile(r"^\s*(?:[-*]\s*)?[(\[]?([A-D])[).:\]]\s+\S")
 # Ranges and lists of all letters are not answers: "A-D", "A to D", "(A, B, C or D)".
 _RANGES = re.compile(r"\b[A-D]\s*(?:-|–|to|through)\s*[A-D]\b|\bA\s*,\s*B\s*,\s*C\s*,?\s*(?:or|and)\s*D\b")
 _MENTION = re.compile(r"(?<![\w'’-])([A-D])(?![\w'’-])")
@@ -116,6 +120,16 @@ def parse_choice(response: str | None, options: Sequence[str] | Mapping[str, str
     """Read the chosen option letter from a free-form reply; ``Choice(None, reason)`` when invalid."""
     if response is None or not str(response).strip():
         return Choice(None, "empty reply")
+    lines = str(response).splitlines()
+    markers = [_OPTION_LINE.match(line) for line in lines]
+    if len({m.group(1) for m in markers if m}) >= 3:  # the reply repeats the option list: read what is left
+        rest = "\n".join(line for line, m in zip(lines, markers) if not m).strip()
+        if not rest:
+            return Choice(None, "repeats the options without choosing one")
+        return parse_choice(rest, options)
+    m = _LEADING_LINE.match(str(response))
+    if m:  # "B\n\nthe music ..." (a letter alone on the first line)
+        return Choice(m.group(1).upper(), "leading letter")
     text = _clean(str(response))
     opts = option_list(options) if options is not None else []
     m = _ONLY_LETTER.match(text)

@@ -70,6 +70,14 @@ REPLIES = [
     ("Option C is the most appropriate because the music ignores the visual rhythm.", "C"),
     ("My answer would be (b).", "B"),
     ("In this video, A and C are both plausible, but C is more accurate.", None),
+    ("A\nthe music's fast beat matches the quick cuts.", "A"),
+    ("**C**\n\nExplanation: the music ignores the cuts.", "C"),
+    ("Answer: The music is slow and calm while the video is energetic", "B"),
+    ("Let's look at each option. A: the beat matches. B: too calm. C: unrelated. D: tempo changes. "
+     "Therefore, the answer is D.", "D"),
+    ("Option A: fast. Option B: slow. The best fit here is B.", "B"),
+    ("A. fast\nB. slow\nC. none\nD. mixed", None),
+    ("A. fast\nB. slow\nC. none\nD. mixed\nAnswer: B", "B"),
 ]
 
 
