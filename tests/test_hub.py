@@ -254,3 +254,19 @@ def test_one_video_per_split_still_gives_a_video_column(tmp_path):
         ds = datasets.load_dataset(str(tmp_path / "hub"), config, split=schema.SPLITS[config],
                                    cache_dir=str(tmp_path / "c"))
         assert ds.features == schema.features(config) and ds[0]["video"].metadata.num_frames == 8
+
+
+def test_hardlink_falls_back_to_copy_across_devices(tmp_path):
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or shm.stat().st_dev == tmp_path.stat().st_dev:
+        pytest.skip("needs a second file system (/dev/shm) to cross")
+    src = shm / f"hs-link-{os.getpid()}.mp4"
+    src.write_bytes(b"not really a video")
+    try:
+        assert hub.link_file(src, tmp_path / "a.mp4", "hardlink") == "copy"
+        assert (tmp_path / "a.mp4").read_bytes() == src.read_bytes()
+        assert hub.link_file(tmp_path / "a.mp4", tmp_path / "b.mp4", "hardlink") == "hardlink"
+    finally:
+        src.unlink()
+    with pytest.raises(HubError, match="link mode"):
+        hub.link_file(tmp_path / "a.mp4", tmp_path / "c.mp4", "move")
