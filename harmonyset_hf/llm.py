@@ -5,7 +5,8 @@ package (``AsyncOpenAI`` on a private event loop in a background thread, one sha
 pool), with the client's own retries off: this module retries 408/409/429/5xx, timeouts and
 dropped connections itself, with exponential backoff and jitter, honouring ``retry-after-ms``
 and ``Retry-After``. Every answer is stored in a cache directory (one JSON file per request,
-``cache_dir/ab/abcdef....json``, written atomically) under the sha256 of the request's canonical
+``cache_dir/ab/abcdef....json``, written atomically with ``os.replace``; ``durable=True`` adds an
+fsync per entry against power cuts) under the sha256 of the request's canonical
 JSON (model, messages, parameters, metadata; never the key or the URL), so a run killed at any
 moment resumes without paying for a call twice. The API key never reaches a log, a result, a
 cache file or an error message.
@@ -459,11 +460,14 @@ class LLMClient:
                 async with sem:
                     result = await self._call_with_retries(model, key, req)
                 if result.ok and self.use_cache:  # stored before anyone sees the reply: a kill cannot lose it
-                    if self.durable:  # fsync takes milliseconds: keep it off the event loop
-                        await asyncio.get_running_loop().run_in_executor(
-                            self._writer(), self._write_cache, key, model, req, result)
-                    else:  # ~0.1 ms, cheaper in place than a thread hop
-                        self._write_cache(key, model, req, result)
+                    try:
+                        if self.durable:  # fsync takes milliseconds: keep it off the event loop
+                            await asyncio.get_running_loop().run_in_executor(
+                                self._writer(), self._write_cache, key, model, req, result)
+                        else:  # ~0.1 ms, cheaper in place than a thread hop
+                            self._write_cache(key, model, req, result)
+                    except OSError as err:  # a full disk must not lose the reply we already paid for
+                        log.warning("could not cache reply %s in %s: %s", key[:12], self.cache_dir, err)
             fut.set_result(result)
             return result
         except BaseException as err:

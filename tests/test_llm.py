@@ -242,3 +242,11 @@ def test_a_broken_response_body_fails_that_request_only(server, make_client):
     assert results[1].text == "echo: fine one"
     assert results[0].error and not results[0].ok, results[0]
     assert client.usage.failures == 1 and not client.is_cached("broken one")
+
+
+def test_unwritable_cache_keeps_the_reply(server, make_client, tmp_path, caplog):
+    blocker = tmp_path / "not_a_dir"
+    blocker.write_text("a file where the cache folder should be")
+    client = make_client(cache_dir=blocker)
+    assert client.complete_many(["still answered"], progress=False)[0].text == "echo: still answered"
+    assert "could not cache" in caplog.text
