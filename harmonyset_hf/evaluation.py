@@ -85,14 +85,16 @@ def _score_mc(row: Mapping, response: str) -> dict:
 
 
 def evaluate_mc(rows: Iterable[Mapping], predictions: Mapping[str, str], *, circular: bool = False,
-                model: str | None = None) -> tuple[dict, list[dict]]:
+                model: str | None = None, known_ids: Iterable[str] | None = None) -> tuple[dict, list[dict]]:
     """Accuracy per aspect (95 % CI, invalid rate, chance) of MC predictions keyed by ``question_id``.
 
     A question's own id is used, else its ``#r0`` variant. With ``circular`` a question also counts
     as circular-correct only when all 4 rotations (``#r0``-``#r3``) are answered correctly.
+    ``known_ids`` (default: the rows' ids) are the ids a prediction may name without being reported
+    as unknown, e.g. the whole split when only its first rows are evaluated.
     """
     rows = list(rows)
-    known = {str(r["question_id"]) for r in rows}
+    known = {str(r["question_id"]) for r in rows} | set(known_ids or ())
     unknown = _unknown({base_question_id(p) for p in predictions}, known)
     items, scored, circ_items = [], [], []
     letters, answers = Counter(), Counter()
@@ -151,15 +153,15 @@ def describe_judge(judge: Any) -> dict:
 
 
 def evaluate_oe(rows: Iterable[Mapping], predictions: Mapping[str, str], judge: Any, *,
-                model: str | None = None) -> tuple[dict, list[dict]]:
+                model: str | None = None, known_ids: Iterable[str] | None = None) -> tuple[dict, list[dict]]:
     """Judge OE predictions keyed by ``id`` against each row's annotation; per category x aspect means.
 
     ``judge.score_items([{"id", "response", "reference"}])`` returns one result per item with
     ``scores`` ({aspect: 1-10}) or ``failed`` and ``error``. Failed items are left out of the means
-    and counted; Overall is the mean over items, as in the paper.
+    and counted; Overall is the mean over items, as in the paper. ``known_ids`` as in :func:`evaluate_mc`.
     """
     rows = list(rows)
-    known = {str(r["id"]) for r in rows}
+    known = {str(r["id"]) for r in rows} | set(known_ids or ())
     unknown = _unknown(predictions, known)
     items = []
     to_judge = []

@@ -126,6 +126,10 @@ def test_eval_mc_random_circular_is_harder(hub_dir, tmp_path, mc_rows):
             assert item["correct"]  # right every time implies right on r0
     assert results["circular"]["overall"]["accuracy"] <= results["overall"]["accuracy"]
     assert sum(results["letters"]["predicted"].values()) == len(mc_rows)
+    # --limit evaluates the first rows; predictions of the other rows are not "unknown"
+    assert _cli("eval", "mc", "--data", hub_dir, "--predictions", preds, "--out", tmp_path / "lim", "--limit", 8) == 0
+    limited = json.loads((tmp_path / "lim" / "results.json").read_text())
+    assert limited["counts"]["questions"] == 8 and limited["counts"]["unknown_predictions"] == 0
 
 
 def _oe_predictions(path: Path, rows: list[dict]) -> None:

@@ -36,8 +36,10 @@ def _run_mc(args: argparse.Namespace) -> int:
     from ..predict import load_split
 
     predictions, facts = read_predictions(args.predictions, "mc")
-    rows = load_split(args.data, "mc", limit=args.limit)
-    results, items = evaluate_mc(rows, predictions, circular=args.circular, model=facts["model"])
+    every = load_split(args.data, "mc")
+    rows = every[:args.limit] if args.limit is not None else every
+    results, items = evaluate_mc(rows, predictions, circular=args.circular, model=facts["model"],
+                                 known_ids=[r["question_id"] for r in every])
     results["predictions"] = facts
     results["data"] = str(args.data)
     path = write_results(args.out, results, items)
@@ -58,8 +60,10 @@ def _run_oe(args: argparse.Namespace) -> int:
         judge = make_judge("openai", model=args.judge_model, base_url=args.judge_base_url,
                            concurrency=args.concurrency, cache_dir=args.cache)
     try:
-        rows = load_split(args.data, "oe", limit=args.limit)
-        results, items = evaluate_oe(rows, predictions, judge, model=facts["model"])
+        every = load_split(args.data, "oe")
+        rows = every[:args.limit] if args.limit is not None else every
+        results, items = evaluate_oe(rows, predictions, judge, model=facts["model"],
+                                     known_ids=[r["id"] for r in every])
     finally:
         judge.close()
     results["predictions"] = facts
