@@ -13,7 +13,7 @@ import torch
 
 pytest.importorskip("transformers")
 
-from harmonyset_hf.models import get_model  # noqa: E402
+from harmonyset_hf.models import ModelError, get_model  # noqa: E402
 from harmonyset_hf.models.omni_processing import (  # noqa: E402
     IGNORE_INDEX,
     MODEL_KWARGS,
@@ -124,6 +124,30 @@ def test_tiny_model_reloads_like_a_checkpoint(tiny_dir, processor, thinker):
     templated = processor.apply_chat_template(make_conversation("Why?"), tokenize=False, add_generation_prompt=True)
     assert "<|vision_bos|><|VIDEO|><|vision_eos|>Why?<|im_end|>" in templated
     assert templated.endswith("<|im_start|>assistant\n")
+
+
+def test_processor_save_roundtrip_and_tiny_cache(processor, tmp_path, monkeypatch):
+    """What train.py saves beside an adapter reloads with the same budget; `tiny` without a path uses the cache."""
+    from harmonyset_hf.models.tiny import is_tiny_dir, tiny_model_dir
+
+    processor.save_pretrained(tmp_path / "saved")
+    again = load_processor(str(tmp_path / "saved"))
+    assert again.video_processor.size == processor.video_processor.size
+    assert json.loads((tmp_path / "saved" / "processor_config.json").read_text())["processor_class"] == \
+        "Qwen2_5OmniProcessor"
+    monkeypatch.setenv("HARMONYSET_CACHE_DIR", str(tmp_path / "cache"))
+    first = tiny_model_dir()
+    assert is_tiny_dir(first) and str(first).startswith(str(tmp_path / "cache"))
+    stamp = (first / "model.safetensors").stat().st_mtime_ns
+    assert tiny_model_dir() == first and (first / "model.safetensors").stat().st_mtime_ns == stamp
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    with pytest.raises(ModelError, match="no model"):
+        tiny_model_dir(tmp_path / "other")
+    from harmonyset_hf.cli import main
+
+    assert main(["tiny-model", "--out", str(tmp_path / "other")]) == 2  # refuses to write into it
+    assert sorted(p.name for p in (tmp_path / "other").iterdir()) == ["notes.txt"]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -312,7 +336,8 @@ def test_openai_api_adapter_sends_frames_and_audio(videos, tmp_path):
         assert "Describe the music." in replies[0]
         bodies = server.stats.bodies
         assert len(bodies) == 2
-        parts = bodies[0]["messages"][-1]["content"]
+        body = next(b for b in bodies if "Describe the music." in json.dumps(b))  # concurrent: any order
+        parts = body["messages"][-1]["content"]
         images = [p for p in parts if p["type"] == "image_url"]
         from PIL import Image
 

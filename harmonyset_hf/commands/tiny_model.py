@@ -15,9 +15,14 @@ def register(cli) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     import time
+    from pathlib import Path
 
-    from ..models.tiny import build_tiny_model, describe
+    from ..errors import HarmonySetError
+    from ..models.tiny import build_tiny_model, describe, is_tiny_dir
 
+    out = Path(args.out)
+    if out.is_dir() and any(out.iterdir()) and not is_tiny_dir(out):
+        raise HarmonySetError(f"{out} is not empty and holds no tiny model: choose a new folder")
     start = time.perf_counter()
     out = build_tiny_model(args.out, seed=args.seed)
     info = describe(out)

@@ -25,7 +25,9 @@ from the 2 fps sampling Qwen2.5-Omni was trained with.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -36,6 +38,7 @@ from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize
 from transformers.video_processing_utils import VideoProcessorMixin
 
+from ..io import atomic_write_json
 from .base import ModelError
 
 AUDIO_SAMPLE_RATE = 16000
@@ -50,6 +53,7 @@ MODEL_KWARGS = {"use_audio_in_video": True}
 # Qwen2.5-Omni's processor defaults for video frames (pixels per frame).
 DEFAULT_MIN_PIXELS = 128 * 28 * 28
 DEFAULT_MAX_PIXELS = 768 * 28 * 28
+STOCK_PROCESSOR = "Qwen2_5OmniProcessor"
 
 
 class ClipLike(Protocol):
@@ -80,6 +84,12 @@ class OmniVideoProcessor(VideoProcessorMixin):
         self.merge_size = int(merge_size)
         self.image_mean = [float(v) for v in image_mean]
         self.image_std = [float(v) for v in image_std]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config, typed as the stock ``Qwen2VLVideoProcessor`` it is equivalent to (same keys)."""
+        config = super().to_dict()
+        config["video_processor_type"] = "Qwen2VLVideoProcessor"
+        return config
 
     def __call__(self, videos: Any, **kwargs: Any) -> BatchFeature:
         """Same as :meth:`preprocess`."""
@@ -159,6 +169,23 @@ class OmniProcessor(Qwen2_5OmniProcessor):
         if argument_name == "video_processor" and isinstance(argument, VideoProcessorMixin):
             return type(argument)
         return super().check_argument_for_proper_class(argument_name, argument)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config, typed as the stock processor (so that ``Qwen2_5OmniProcessor.from_pretrained`` reads it)."""
+        config = super().to_dict()
+        config["processor_class"] = STOCK_PROCESSOR
+        return config
+
+    def save_pretrained(self, save_directory: str | os.PathLike, *args: Any, **kwargs: Any) -> Any:
+        """The stock ``save_pretrained``, with ``processor_class`` of the tokenizer config set to the stock class."""
+        result = super().save_pretrained(save_directory, *args, **kwargs)
+        path = Path(save_directory) / "tokenizer_config.json"
+        if path.is_file():
+            config = json.loads(path.read_text(encoding="utf-8"))
+            if config.get("processor_class") == type(self).__name__:
+                config["processor_class"] = STOCK_PROCESSOR
+                atomic_write_json(path, config)
+        return result
 
 
 def build_processor(tokenizer: Any, feature_extractor: Any, video_processor: OmniVideoProcessor,

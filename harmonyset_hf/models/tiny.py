@@ -13,10 +13,12 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
 from ..io import atomic_write_json
+from .base import ModelError
 
 # Qwen2.5-Omni's special tokens (tokenizer_config.json of Qwen/Qwen2.5-Omni-7B); the attribute
 # names are those Qwen2_5OmniProcessor reads from its tokenizer (`tokenizer.video_token`, ...).
@@ -141,16 +143,9 @@ def build_tiny_model(out: str | Path, seed: int = 0) -> Path:
     video_processor = OmniVideoProcessor(min_pixels=TINY_MIN_PIXELS, max_pixels=TINY_MAX_PIXELS)
     processor = build_processor(tokenizer, feature_extractor, video_processor)
     processor.image_processor.size = {"shortest_edge": TINY_MIN_PIXELS, "longest_edge": TINY_MAX_PIXELS}
+    # Saved under the stock class names: with torchvision installed `Qwen2_5OmniProcessor.from_pretrained(out)`
+    # reads it; here `load_processor(out)` does. The tokenizer config keeps the chat template too.
     processor.save_pretrained(out)
-    tokenizer.save_pretrained(out)  # the chat template in tokenizer_config too, for AutoTokenizer users
-    # Name the stock classes, as a real checkpoint does: with torchvision installed the stock
-    # `Qwen2_5OmniProcessor.from_pretrained(out)` loads it; here `load_processor(out)` does.
-    for name in ("processor_config.json", "tokenizer_config.json"):
-        data = json.loads((out / name).read_text(encoding="utf-8"))
-        data["processor_class"] = "Qwen2_5OmniProcessor"
-        if "video_processor" in data:
-            data["video_processor"]["video_processor_type"] = "Qwen2VLVideoProcessor"
-        atomic_write_json(out / name, data)
     atomic_write_json(out / "harmonyset_tiny.json", {"seed": seed, "note": "random weights; outputs are noise"})
     return out
 
@@ -158,20 +153,32 @@ def build_tiny_model(out: str | Path, seed: int = 0) -> Path:
 def is_tiny_dir(path: str | Path) -> bool:
     """Whether ``path`` holds a complete tiny model written by :func:`build_tiny_model`."""
     path = Path(path)
-    needed = ("config.json", "tokenizer.json", "preprocessor_config.json", "harmonyset_tiny.json")
+    needed = ("config.json", "model.safetensors", "tokenizer.json", "processor_config.json", "harmonyset_tiny.json")
     return all((path / name).is_file() for name in needed)
 
 
 def tiny_model_dir(path: str | Path | None = None, seed: int = 0) -> Path:
-    """A tiny model directory: ``path`` if given (built there when missing), else one in the user cache."""
+    """A tiny model directory: ``path`` (built there when absent or empty), else one in the user cache."""
     if path is None:
         import transformers
 
         root = Path(os.environ.get("HARMONYSET_CACHE_DIR") or Path.home() / ".cache" / "harmonyset")
         path = root / "tiny-qwen2_5_omni" / f"seed{seed}-transformers{transformers.__version__}"
     path = Path(path)
-    if not is_tiny_dir(path):
-        build_tiny_model(path, seed=seed)
+    if (path / "config.json").is_file():  # a tiny model, or one trained from it: never overwritten
+        return path
+    if path.is_dir() and any(path.iterdir()):
+        raise ModelError(f"{path} holds files but no model (config.json); give an empty or new folder")
+    # Build beside it and rename: concurrent processes (torchrun) never see half a model.
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    build_tiny_model(tmp, seed=seed)
+    if path.is_dir():
+        path.rmdir()  # empty
+    try:
+        os.replace(tmp, path)
+    except OSError:  # another process finished first
+        shutil.rmtree(tmp, ignore_errors=True)
     return path
 
 
