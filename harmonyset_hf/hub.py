@@ -281,8 +281,32 @@ def load(path: str | os.PathLike, config: str, split: str | None = None, streami
 
     if config not in schema.CONFIGS:
         raise HubError(f"unknown config {config!r}; valid: {', '.join(schema.CONFIGS)}")
+    kwargs.setdefault("cache_dir", local_cache_dir(path))
     return datasets.load_dataset(str(path), config, split=split or schema.SPLITS[config], streaming=streaming,
                                  **kwargs)
+
+
+def local_cache_dir(data: str | os.PathLike) -> str | None:
+    """A `datasets` cache folder private to one local Hub folder's exact contents (None for a Hub repo id).
+
+    datasets 5.2 keys the cache of a local folder by its base name and README configs only, so two
+    builds with the same name (a rebuild, another tmp folder) share one cache and the second load
+    returns the first one's rows and video paths. Keying by the folder's path and its metadata
+    files' sizes and mtimes avoids that.
+    """
+    import hashlib
+
+    import datasets
+
+    root = Path(data)
+    if not root.is_dir():
+        return None
+    digest = hashlib.sha256(str(root.resolve()).encode())
+    for item in sorted([*root.glob("*"), *root.glob("data/*/*")]):
+        if item.is_file():
+            stat = item.stat()
+            digest.update(f"{item.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+    return str(Path(datasets.config.HF_DATASETS_CACHE) / "harmonyset-local" / digest.hexdigest()[:16])
 
 
 # --------------------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ left for the next run.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from collections import Counter
@@ -17,9 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from .errors import HarmonySetError
+from .hub import load as hub_load
+from .hub import local_cache_dir  # noqa: F401  (re-exported: callers load local folders through it)
 from .io import append_jsonl, read_jsonl
 from .prompting import prompt_for
-from .schema import CONFIGS, SPLITS
+from .schema import CONFIGS
 from .scoring import circular_variants
 
 log = logging.getLogger(__name__)
@@ -52,27 +53,6 @@ def id_key(config: str) -> str:
     return "question_id" if config == "mc" else "id"
 
 
-def local_cache_dir(data: str | os.PathLike) -> str | None:
-    """A `datasets` cache folder private to one local Hub folder's exact contents (None for a Hub repo id).
-
-    datasets 5.2 keys the cache of a local folder by its base name and README configs only, so two
-    builds with the same name (a rebuild, another tmp folder) share one cache and the second load
-    returns the first one's rows and video paths. Keying by the folder's path and its metadata
-    files' sizes and mtimes avoids that.
-    """
-    import datasets
-
-    root = Path(data)
-    if not root.is_dir():
-        return None
-    digest = hashlib.sha256(str(root.resolve()).encode())
-    for path in sorted([*root.glob("*"), *root.glob("data/*")]):
-        if path.is_file():
-            stat = path.stat()
-            digest.update(f"{path.name}:{stat.st_size}:{stat.st_mtime_ns}".encode())
-    return str(Path(datasets.config.HF_DATASETS_CACHE) / "harmonyset-local" / digest.hexdigest()[:16])
-
-
 def load_split(data: str | os.PathLike, config: str, media: bool = False, limit: int | None = None) -> list[dict]:
     """The evaluation rows of ``config`` from a Hub folder or repo, as plain dicts.
 
@@ -84,7 +64,7 @@ def load_split(data: str | os.PathLike, config: str, media: bool = False, limit:
     if config not in CONFIGS or config == "instruct":
         raise PredictError(f"config must be 'mc' or 'oe', got {config!r}")
     try:
-        ds = datasets.load_dataset(str(data), config, split=SPLITS[config], cache_dir=local_cache_dir(data))
+        ds = hub_load(data, config)
     except (FileNotFoundError, ValueError) as err:
         raise PredictError(f"cannot load config {config!r} of {data}: {err}") from err
     if limit is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,11 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# A datasets cache of this test session only: datasets 5.2 keys a local folder's cache by its base
+# name, so a stale cache from an earlier session (whose tmp folders are gone) must never be hit.
+# Set before anything imports datasets, which reads it at import; subprocesses inherit it.
+if "HARMONYSET_TEST_KEEP_CACHE" not in os.environ:
+    os.environ["HF_DATASETS_CACHE"] = tempfile.mkdtemp(prefix="harmonyset-test-datasets-")
 
 MINI_N = 24
 
