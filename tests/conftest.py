@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -20,6 +22,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # Set before anything imports datasets, which reads it at import; subprocesses inherit it.
 if "HARMONYSET_TEST_KEEP_CACHE" not in os.environ:
     os.environ["HF_DATASETS_CACHE"] = tempfile.mkdtemp(prefix="harmonyset-test-datasets-")
+    atexit.register(shutil.rmtree, os.environ["HF_DATASETS_CACHE"], ignore_errors=True)
 
 MINI_N = 24
 
