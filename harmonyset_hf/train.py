@@ -72,10 +72,9 @@ def resolve_resume(cfg: TrainConfig) -> Path | None:
 
 def build_model(cfg: TrainConfig, dtype: torch.dtype):
     """The thinker with encoders frozen, and LoRA on the language model (or all of it trainable)."""
-    from transformers import Qwen2_5OmniThinkerForConditionalGeneration
+    from .models.qwen2_5_omni import load_thinker
 
-    model = Qwen2_5OmniThinkerForConditionalGeneration.from_pretrained(
-        cfg.model, dtype=dtype, attn_implementation=cfg.attn_implementation)
+    model = load_thinker(cfg.model, dtype=dtype, attn_implementation=cfg.attn_implementation)
     model.requires_grad_(False)
     if cfg.finetune == "lora":
         from peft import LoraConfig, get_peft_model
@@ -104,8 +103,10 @@ def build_data(cfg: TrainConfig, processor):
     from datasets import load_dataset
 
     from .collate import InstructClips, SFTCollator
+    from .predict import local_cache_dir
 
-    rows = load_dataset(cfg.data, cfg.data_config, split=cfg.split)
+    # A cache private to a local folder's contents: datasets would serve a same-named folder's stale video paths.
+    rows = load_dataset(cfg.data, cfg.data_config, split=cfg.split, cache_dir=local_cache_dir(cfg.data))
     if cfg.shortest_first:
         rows = rows.sort("duration")
     if cfg.max_items:
