@@ -239,7 +239,10 @@ def encode_mp4(path: str | Path, frames, n_frames: int, audio: np.ndarray) -> No
         v = container.add_stream("libx264", rate=Fraction(FPS))
         v.width, v.height, v.pix_fmt = WIDTH, HEIGHT, "yuv420p"
         v.codec_context.thread_count = 1
-        v.codec_context.options = {"preset": "veryfast", "crf": VIDEO_CRF, "threads": "1", "g": str(4 * FPS)}
+        # x264's lookahead reads uninitialised memory (output changes run to run); without it, and on one
+        # thread, the same frames always give the same bytes.
+        v.codec_context.options = {"preset": "veryfast", "crf": VIDEO_CRF, "threads": "1", "g": str(4 * FPS),
+                                   "x264-params": "rc-lookahead=0:no-mbtree=1:sync-lookahead=0"}
         a = container.add_stream("aac", rate=SAMPLE_RATE, layout="stereo")
         a.bit_rate = AUDIO_BITRATE
         a.codec_context.options = {"aac_coder": "fast"}  # half the cost of "twoloop"; plenty for synth music
