@@ -18,6 +18,7 @@ strongly) or C (no musical change there). This module measures the same thing on
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -259,7 +260,7 @@ def detect_cuts(frames: np.ndarray, times: np.ndarray, frame_dt: float, params: 
 # --------------------------------------------------------------------------------------------
 GROUPS = ("loudness", "rhythm", "accent", "timbre", "harmony")
 # The groups that decide whether a change happened, and the step of each that counts as a clear change
-# (1 unit): 6 dB of level, half the range of rhythm dissimilarity, a hit 4x the usual onset peaks. Timbre
+# (1 unit): 6 dB of level, half the range of rhythm dissimilarity, a hit 4x the typical onset before it. Timbre
 # and harmony are reported per change but do not decide: with chords moving every bar, window-mean chroma
 # and spectral shape move as much inside a section as across a section boundary.
 DECIDING = {"loudness": 1.0 / 6.0, "rhythm": 2.0, "accent": 0.5}
@@ -293,7 +294,7 @@ def novelty_curves(y: np.ndarray, sr: int, hop: int, half: int) -> tuple[dict[st
     """Per-group change curves (two adjacent windows of ``half`` hops compared at every hop) and the onset envelope.
 
     loudness: |difference of mean level (dB)|; rhythm: (1 - cosine of the onset autocorrelations) / 2;
-    accent: log2 of the onset strength over the 90th percentile of the onset strength around it;
+    accent: log2 of the onset strength over the median onset peak of the window before;
     timbre: RMS difference (dB) of the spectral shape in 8 bands; harmony: 1 - cosine of mean chroma.
     """
     import librosa
@@ -310,9 +311,14 @@ def novelty_curves(y: np.ndarray, sr: int, hop: int, half: int) -> tuple[dict[st
     curves["loudness"] = np.abs(a - b)[0]
     ab, aa = _autocorr_sides(env, half)
     curves["rhythm"] = (1 - (ab * aa).sum(axis=1)) / 2
-    windows = sliding_window_view(np.pad(env, (half, half), mode="edge"), 2 * half + 1)[:n]
-    ref = np.percentile(windows, 90, axis=1) + 1e-6
+    # The typical onset of the second before (the median height of its onset peaks, up to 3 hops back):
+    # a hit is an accent when it stands out from the onsets that came before it, dense or sparse.
     peak = np.maximum(env, np.maximum(np.r_[env[1:], 0], np.r_[0, env[:-1]]))
+    heights = np.where((env >= peak) & (env > 0.1 * env.max()), env, np.nan)  # onset peaks, not the noise floor
+    windows = sliding_window_view(np.pad(heights, (half, 0), constant_values=np.nan), half - 2)[:n]
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a window without any onset peak: no reference
+        ref = np.nan_to_num(np.nanmedian(windows, axis=1), nan=np.inf) + 1e-6
     curves["accent"] = np.log2(np.maximum(peak / ref, 1.0))
     b, a = _sides(mel, half)
     bands = [10 * np.log10(x.reshape(8, 5, -1).sum(axis=1) + 1e-10) for x in (b, a)]
@@ -323,7 +329,10 @@ def novelty_curves(y: np.ndarray, sr: int, hop: int, half: int) -> tuple[dict[st
     b, a = b / (np.linalg.norm(b, axis=0) + 1e-9), a / (np.linalg.norm(a, axis=0) + 1e-9)
     curves["harmony"] = 1 - (b * a).sum(axis=0)
     t = np.arange(n)
-    inside = (t >= half // 2) & (n - t >= half // 2)  # at least half a window on each side
+    # Full windows on both sides only: a truncated window (the clip's first/last second, an encoder's
+    # silent padding) makes level and rhythm differ for no musical reason.
+    margin = half + half // 4  # and a quarter window more: the onset envelope is unsettled where the audio starts
+    inside = (t >= margin) & (n - t >= margin)
     return {g: curves[g][:n] * inside for g in GROUPS}, env
 
 
