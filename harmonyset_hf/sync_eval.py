@@ -133,7 +133,7 @@ def _item(config: str, row: dict, params: SyncParams) -> dict:
     try:
         a = analyze(row["video"], key_times=key_times or None, params=params, human_codes=human or None)
     except HarmonySetError as err:
-        return {**out, "error": str(err), "error_type": type(err).__name__}
+        return {**out, "error": f"{row['id']}: {err}", "error_type": type(err).__name__}
     except Exception as err:  # a broken file must not stop the batch: record it with the reason
         return {**out, "error": f"{row['id']}: {type(err).__name__}: {err}", "error_type": type(err).__name__}
     d = a.to_dict()
