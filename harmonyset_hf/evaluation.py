@@ -19,6 +19,7 @@ from typing import Any
 
 from .errors import HarmonySetError
 from .io import atomic_write_json, package_versions, read_jsonl, write_jsonl
+from .judge_guard import detect_judge_address
 from .schema import ASPECTS, OPTION_LETTERS
 from .scoring import CIRCULAR_SEPARATOR, aggregate_oe, base_question_id, circular_variants, mc_accuracy, parse_choice
 
@@ -170,6 +171,9 @@ def evaluate_oe(rows: Iterable[Mapping], predictions: Mapping[str, str], judge: 
         item = {"id": ident, "category": row["category"], "subcategory": row.get("subcategory")}
         if ident in predictions:
             item.update(status="pending", response=predictions[ident])
+            addressed = detect_judge_address(predictions[ident])
+            if addressed:  # the response talks to the judge (prompt injection); flagged, still judged
+                item["addresses_judge"] = addressed
             to_judge.append({"id": ident, "response": predictions[ident], "reference": row["annotation"]})
         else:
             item["status"] = "missing"
@@ -192,10 +196,13 @@ def evaluate_oe(rows: Iterable[Mapping], predictions: Mapping[str, str], judge: 
     agg = aggregate_oe(i for i in items if i["status"] != "missing")
     counts = {"items": len(rows), "scored": agg["scored"], "failed": agg["failed"],
               "missing": sum(i["status"] == "missing" for i in items)}
+    flagged = [i["id"] for i in items if i.get("addresses_judge")]
     usage = getattr(judge, "usage", None)
     results = {"judge": describe_judge(judge), **({"judge_usage": usage} if isinstance(usage, dict) else {}),
                "overall": agg["overall"], "categories": agg["categories"],
-               "failed_ids": [i["id"] for i in items if i["status"] == "failed"][:MAX_LISTED]}
+               "failed_ids": [i["id"] for i in items if i["status"] == "failed"][:MAX_LISTED],
+               "judge_address": {"flagged": len(flagged), "ids": flagged[:MAX_LISTED],
+                                 "patterns": dict(Counter(p for i in items for p in i.get("addresses_judge", ())))}}
     return _base(results, "oe", model, counts, unknown), items
 
 
@@ -224,5 +231,8 @@ def summary_line(results: dict) -> str:
                 f"(invalid {_pct(o['invalid_rate'])}, chance 25.0%){circ}; {counts['missing']} missing{extra}")
     o = results["overall"]
     scores = "/".join("n/a" if o[a] is None else f"{o[a]:.2f}" for a in ASPECTS)
+    flagged = (results.get("judge_address") or {}).get("flagged")
+    if flagged:
+        extra += f", {flagged} address the judge"
     return (f"OE {results['model']}: R&S/T/E/C {scores} over {counts['scored']} items; "
             f"{counts['failed']} failed, {counts['missing']} missing{extra}")

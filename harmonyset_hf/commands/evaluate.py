@@ -18,6 +18,9 @@ def register(cli) -> None:
     oe.add_argument("--judge", default="openai", choices=["openai", "embedding"],
                     help="openai: the paper's GPT-4o judge prompt on any OpenAI-compatible server; "
                          "embedding: an offline proxy (not comparable with the paper)")
+    oe.add_argument("--judge-mode", default="paper", choices=["paper", "hardened"],
+                    help="paper: Fig. 13 verbatim (default, comparable with the paper); hardened: the same "
+                         "instructions with the response fenced as data, so instructions inside it are not obeyed")
     oe.add_argument("--judge-model", default=None, help="judge model (default: the judge's own default)")
     oe.add_argument("--judge-base-url", default=None, help="OpenAI-compatible base URL of the judge")
     oe.add_argument("--concurrency", type=int, default=None, help="parallel judge calls")
@@ -49,16 +52,19 @@ def _run_mc(args: argparse.Namespace) -> int:
 
 
 def _run_oe(args: argparse.Namespace) -> int:
+    from ..errors import ConfigError
     from ..evaluation import evaluate_oe, read_predictions, summary_line, write_results
     from ..judge import make_judge
     from ..predict import load_split
 
     predictions, facts = read_predictions(args.predictions, "oe")
     if args.judge == "embedding":
+        if args.judge_mode != "paper":
+            raise ConfigError("--judge-mode applies to the openai judge only (the embedding judge reads no prompt)")
         judge = make_judge("embedding")
     else:  # built before the data is loaded, so that a missing key or model fails at once
         judge = make_judge("openai", model=args.judge_model, base_url=args.judge_base_url,
-                           concurrency=args.concurrency, cache_dir=args.cache)
+                           concurrency=args.concurrency, cache_dir=args.cache, mode=args.judge_mode)
     try:
         every = load_split(args.data, "oe")
         rows = every[:args.limit] if args.limit is not None else every
