@@ -225,6 +225,10 @@ def make_sample(out_dir: str | os.PathLike, n: int = 24, seed: int = 0, workers:
     release.mkdir(parents=True, exist_ok=True)
     plans = plan_items(n, seed)
     jobs = [(p, str(videos / f"{p['id']}.mp4")) for p in plans]
+    planned = {Path(path).name for _, path in jobs}
+    for stale in videos.glob("hs[0-9][0-9][0-9][0-9][0-9][0-9].mp4"):  # from an earlier, larger run
+        if stale.name not in planned:
+            stale.unlink()
     workers = workers if workers is not None else min(2, os.cpu_count() or 1)
     bar = tqdm(total=len(jobs), desc="rendering HarmonySet-mini", unit="video", disable=not progress)
     durations: dict[str, float] = {}

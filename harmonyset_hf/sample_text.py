@@ -22,11 +22,13 @@ from .io import atomic_write_text
 from .sample_words import (
     ADJECTIVES,
     AUDIO_LABELS,
+    CODE_PHRASE,
     CULTURE_OF_SUBCATEGORY,
     MOODS,
     NARRATIVE,
     NARRATIVE_SHORT,
     OPPOSITE,
+    QUESTIONS,
     RELATION,
     RELEVANCE_SHORT,
     STYLES,
@@ -247,25 +249,13 @@ def release_record(plan: dict[str, Any], truth: dict[str, Any]) -> dict[str, Any
 # --------------------------------------------------------------------------------------------
 # HarmonySet-MC: one question per aspect, the correct option paraphrases the item's section
 # --------------------------------------------------------------------------------------------
-QUESTIONS = {
-    "rhythm": ["How does the music's rhythm follow the visual turns of this video?",
-               "Which description best matches the synchronization between the music and the cuts?"],
-    "theme": ["Which statement best describes how the music fits the content of the video?",
-              "How does the soundtrack relate to what the video is about?"],
-    "emotion": ["Which option best describes the emotional relationship between the music and the video?",
-                "How do the emotions of the music and of the images relate?"],
-    "culture": ["Which option best describes the cultural elements and the music's cultural fit?",
-                "How does the music relate to the cultural context of the video?"],
-}
-_CODE_PHRASE = {"A": "changes section exactly on the cut at {ts}", "B": "changes about a second off the cut at {ts}",
-                "C": "carries on unchanged through the cut at {ts}"}
 _FLIP = {"A": "C", "B": "A", "C": "A"}
 
 
 def _rhythm_option(bpm: int, points: list[tuple[float, str]]) -> str:
     if not points:
         return f"A steady groove of about {bpm} BPM with no key visual turn for the music to follow."
-    parts = [_CODE_PHRASE[c].format(ts=format_timestamp(t)) for t, c in points]
+    parts = [CODE_PHRASE[c].format(ts=format_timestamp(t)) for t, c in points]
     claims = ", ".join(parts[:-1]) + (" and " if len(parts) > 1 else "") + parts[-1]
     return f"Music at about {bpm} BPM that {claims}."
 

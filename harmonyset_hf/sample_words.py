@@ -77,6 +77,19 @@ RELEVANCE_SHORT: dict[str, str] = {
     "misuse": "at odds with that cultural setting",
     "unrelated": "not tied to any cultural setting",
 }
+# HarmonySet-MC: question wordings per aspect, and how a rhythm option states each sync code.
+QUESTIONS = {
+    "rhythm": ["How does the music's rhythm follow the visual turns of this video?",
+               "Which description best matches the synchronization between the music and the cuts?"],
+    "theme": ["Which statement best describes how the music fits the content of the video?",
+              "How does the soundtrack relate to what the video is about?"],
+    "emotion": ["Which option best describes the emotional relationship between the music and the video?",
+                "How do the emotions of the music and of the images relate?"],
+    "culture": ["Which option best describes the cultural elements and the music's cultural fit?",
+                "How does the music relate to the cultural context of the video?"],
+}
+CODE_PHRASE = {"A": "changes section exactly on the cut at {ts}", "B": "changes about a second off the cut at {ts}",
+                "C": "carries on unchanged through the cut at {ts}"}
 # Ten AudioSet labels per clip, "Music" among the top 2 (the paper's PANNs filter).
 AUDIO_LABELS: tuple[str, ...] = (
     "Music", "Musical instrument", "Electronic music", "Synthesizer", "Drum", "Drum kit", "Beat", "Pop music",

@@ -255,10 +255,13 @@ def test_annotators_csv(mini_dir):
 
 
 def test_cli_sample(tmp_path, capsys):
+    (tmp_path / "m/videos").mkdir(parents=True)
+    (tmp_path / "m/videos/hs000099.mp4").write_bytes(b"left from an earlier, larger run")
+    (tmp_path / "m/videos/mine.mp4").write_bytes(b"not ours")
     assert main(["sample", "--out", str(tmp_path / "m"), "--n", "2", "--seed", "1", "--workers", "1"]) == 0
     out = capsys.readouterr().out
     assert "2 videos (1 train, 1 test" in out and "4 MC questions" in out and "made in" in out
-    assert len(list((tmp_path / "m/videos").glob("*.mp4"))) == 2
+    assert sorted(p.name for p in (tmp_path / "m/videos").glob("*.mp4")) == ["hs000001.mp4", "hs000002.mp4", "mine.mp4"]
     for name in RELEASE_FILES:
         assert (tmp_path / "m/release" / name).is_file()
     assert main(["sample", "--out", str(tmp_path / "bad"), "--n", "1"]) == 2
