@@ -102,6 +102,30 @@ def videollama2_audio_clips(wave: np.ndarray, sample_rate: int, clips: int = 8, 
 
 def probe(source: Any, timeout: float = DEFAULT_TIMEOUT) -> dict:
     """A cheap summary of a media file: format, duration, size, streams (codec, fps, frames, rotation, audio rate)."""
+    return _without_decoders(_probe, source, timeout)
+
+
+def _without_decoders(fn, *args):
+    """Call `fn`; a MediaError leaves with its tracebacks (and those of its causes) dropped.
+
+    Their frames hold PyAV decoders and resamplers, which own FFmpeg threads. Kept alive by a
+    traceback they end up as cyclic garbage, and if a forked DataLoader worker is the one to collect
+    them it joins threads that do not exist there and hangs forever.
+    """
+    try:
+        return fn(*args)
+    except MediaError as err:
+        error, seen = err, set()
+        while err is not None and id(err) not in seen:
+            seen.add(id(err))
+            err.__traceback__ = None
+            err = err.__cause__ or err.__context__
+    raise error
+
+
+def _probe(source: Any, timeout: float) -> dict:
+    import av
+
     src = resolve_source(source)
     deadline = time.monotonic() + timeout
     with open_media(src) as container:
@@ -118,10 +142,13 @@ def probe(source: Any, timeout: float = DEFAULT_TIMEOUT) -> dict:
             streams.append(info)
         rotation = 0
         if vs is not None:
-            for frame in container.decode(vs):
-                _check(deadline, src.name, "decoding the first frame")
-                rotation = int(frame.rotation or 0)
-                break
+            try:
+                for frame in container.decode(vs):
+                    _check(deadline, src.name, "decoding the first frame")
+                    rotation = int(frame.rotation or 0)
+                    break
+            except av.error.FFmpegError as err:
+                raise TruncatedFileError(src.name, f"the first frame does not decode ({err})") from err
         k = _rotation_steps(rotation)
         width = vs.codec_context.width if vs is not None else None
         height = vs.codec_context.height if vs is not None else None
@@ -154,8 +181,9 @@ def load_clip(source: Any, num_frames: int = 16, sample_rate: int = 16000, backe
         raise ValueError(f"seek must be one of {SEEK_MODES}, not {seek!r}")
     if audio_mode not in AUDIO_MODES:
         raise ValueError(f"audio_mode must be one of {AUDIO_MODES}, not {audio_mode!r}")
-    return _load(source, sample_rate, backend, seek, audio_mode, size, max_side, timeout,
-                 lambda idx: [idx.pts[i] for i in sample_frame_indices(len(idx.pts), num_frames)], num_frames)
+    return _without_decoders(_load, source, sample_rate, backend, seek, audio_mode, size, max_side, timeout,
+                             lambda idx: [idx.pts[i] for i in sample_frame_indices(len(idx.pts), num_frames)],
+                             num_frames)
 
 
 def load_frames_at_fps(source: Any, fps: float = 10.0, size: tuple[int, int] | None = None,
@@ -172,10 +200,13 @@ def load_frames_at_fps(source: Any, fps: float = 10.0, size: tuple[int, int] | N
         return [idx.pts[max(bisect.bisect_right(idx.pts, start + int(j * step)) - 1, 0)]
                 for j in range(int(last * fps + 1e-9) + 1)]
 
-    return _load(source, sample_rate, "pyav", "exact", audio_mode, size, max_side, timeout, grid, None)
+    return _without_decoders(_load, source, sample_rate, "pyav", "exact", audio_mode, size, max_side, timeout,
+                             grid, None)
 
 
 def _load(source, sample_rate, backend, seek, audio_mode, size, max_side, timeout, choose, num_frames) -> Clip:
+    import av
+
     src = resolve_source(source)
     deadline = time.monotonic() + timeout
     with open_media(src) as container:
@@ -202,10 +233,16 @@ def _load(source, sample_rate, backend, seek, audio_mode, size, max_side, timeou
                 rotation = int(frame.rotation or 0)
                 return _to_rgb(frame, size, max_side)
 
-            if seek == "keyframe":
-                decoded = _decode_keyframes(container, vs, targets, convert, src, deadline)
-            else:
-                decoded = _decode_exact(container, vs, index, targets, convert, src, deadline)
+            bad = [0]
+            try:
+                if seek == "keyframe":
+                    decoded = _decode_keyframes(container, vs, targets, convert, src, deadline, bad)
+                else:
+                    decoded = _decode_exact(container, vs, index, targets, convert, src, deadline, bad)
+            except av.error.FFmpegError as err:
+                raise TruncatedFileError(src.name, f"decoding failed ({err})") from err
+            if bad[0]:
+                warnings.append(f"{bad[0]} video packets could not be decoded (corrupt data?) and were skipped")
             frames = np.stack([decoded[t] for t in targets])
         else:
             from .media_backends import read_frames

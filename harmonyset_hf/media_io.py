@@ -135,6 +135,8 @@ def open_media(src: _Source):
         return av.open(src.open_arg(), metadata_errors="ignore")
     except FileNotFoundError as err:
         raise MissingFileError(src.name, "no such file") from err
+    except PermissionError as err:
+        raise MediaError(src.name, "cannot be read (permission denied)") from err
     except (av.error.FFmpegError, OSError, ValueError) as err:
         if _looks_like_media(src.head()):
             raise TruncatedFileError(src.name, f"looks like a media file but FFmpeg cannot open it; most likely "
@@ -277,8 +279,19 @@ def _to_rgb(frame, size, max_side) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(arr, k)) if k else arr
 
 
+def _decode_packet(packet, bad: list[int]) -> list:
+    """The frames of one packet; a packet the decoder rejects is counted in `bad` and skipped."""
+    import av
+
+    try:
+        return packet.decode()
+    except av.error.FFmpegError:
+        bad[0] += 1
+        return []
+
+
 def _decode_exact(container, vs, index: _Index, wanted: list[int], convert: Callable, src: _Source,
-                  deadline: float) -> dict[int, Any]:
+                  deadline: float, bad: list[int]) -> dict[int, Any]:
     """Decode the frames whose pts are in `wanted`: seek to the keyframe before each, decode forward."""
     cc = vs.codec_context
     want = set(wanted)
@@ -294,7 +307,7 @@ def _decode_exact(container, vs, index: _Index, wanted: list[int], convert: Call
             _check(deadline, src.name, "decoding frames")
             # Only frames someone asked for or that others refer to need decoding.
             cc.skip_frame = "DEFAULT" if (packet.pts is None or packet.pts in want) else "NONREF"
-            for frame in packet.decode():
+            for frame in _decode_packet(packet, bad):
                 pos = frame.pts
                 if frame.pts in want and frame.pts not in out:
                     out[frame.pts] = convert(frame)
@@ -310,7 +323,7 @@ def _decode_exact(container, vs, index: _Index, wanted: list[int], convert: Call
 
 
 def _decode_keyframes(container, vs, wanted: list[int], convert: Callable, src: _Source,
-                      deadline: float) -> dict[int, Any]:
+                      deadline: float, bad: list[int]) -> dict[int, Any]:
     """Decode only the keyframes whose pts are in `wanted`: seek, feed one packet, drain."""
     cc = vs.codec_context
     out: dict[int, Any] = {}
@@ -320,12 +333,13 @@ def _decode_keyframes(container, vs, wanted: list[int], convert: Callable, src: 
         cc.skip_frame = "NONKEY"
         frames = []
         for packet in container.demux(vs):
+            _check(deadline, src.name, "looking for a keyframe")
             if packet.size == 0:
-                frames += packet.decode()
+                frames += _decode_packet(packet, bad)
                 break
             if packet.pts != key:
                 continue
-            frames += packet.decode()
+            frames += _decode_packet(packet, bad)
             frames += cc.decode(None)  # drain now instead of feeding the rest of the GOP
             break
         cc.skip_frame = "DEFAULT"
@@ -334,7 +348,7 @@ def _decode_keyframes(container, vs, wanted: list[int], convert: Callable, src: 
     missing = set(wanted) - out.keys()
     if missing:  # a keyframe that does not decode alone (rare): decode it the exact way
         index = _Index(sorted(missing), sorted(missing), Fraction(vs.time_base), None, 0.0, None, None, 0, 0, [])
-        out.update(_decode_exact(container, vs, index, sorted(missing), convert, src, deadline))
+        out.update(_decode_exact(container, vs, index, sorted(missing), convert, src, deadline, bad))
     return out
 
 

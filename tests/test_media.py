@@ -364,3 +364,52 @@ def test_audio_matches_videollama2s_ffmpeg_subprocess(clips, name):
     assert abs(audio.shape[0] - ref.shape[0]) <= 16
     n = min(audio.shape[0], ref.shape[0])
     assert np.abs(audio[:n] - ref[:n]).max() <= 3 / 32768
+
+
+@pytest.mark.parametrize("name", ["h264_aac.mp4", "vp9_opus.webm", "h264_51.mkv"])
+@pytest.mark.parametrize("seed", range(4))
+def test_corrupt_bytes_never_crash(clips, name, seed):
+    """Random damage inside a file gives a Clip or a MediaError, nothing else."""
+    data = bytearray(clips[name].read_bytes())
+    rng = np.random.default_rng(seed)
+    start = int(rng.integers(len(data) // 4, len(data) // 2))
+    data[start:start + 2000] = rng.integers(0, 256, 2000, dtype=np.uint8).tobytes()
+    for seek in ("exact", "keyframe"):
+        try:
+            clip = load_clip(bytes(data), num_frames=8, seek=seek)
+        except MediaError as err:
+            assert "<bytes>" in str(err)
+        else:
+            assert clip.frames.shape[0] == 8
+
+
+def test_clip_dataset_over_a_datasets_video_column(clips):
+    from datasets import Dataset, Video
+
+    from harmonyset_hf.media_dataset import ClipDataset, collate_clips
+
+    names = ["h264_aac.mp4", "pcm_22k.mov"]
+    ds = Dataset.from_dict({"id": names, "video": [str(clips[n]) for n in names]}).cast_column("video", Video())
+    items = ClipDataset(ds, num_frames=2, audio_mode="videollama2")
+    batch = collate_clips([items[0], items[1]])
+    assert batch["id"] == names and batch["frames"].shape == (2, 2, 48, 64, 3)
+    assert batch["audio"].shape == (2, 30 * 16000) and batch["audio_lengths"].tolist() == [480000, 480000]
+
+
+def test_no_decoder_outlives_a_call(clips):
+    """Decoders/resamplers own FFmpeg threads: none may survive a call, even one that raised (fork safety)."""
+    import gc
+
+    load_clip(clips["h264_aac.mp4"], num_frames=2)
+    errors = []
+    for name, kwargs in (("truncated_faststart.mp4", {}), ("h264_aac.mp4", {"timeout": 0}), ("random.mp4", {})):
+        with pytest.raises(MediaError) as info:
+            load_clip(clips[name], **kwargs)
+        errors.append(info.value)  # kept alive, as pytest or a skip log would
+    with pytest.raises(MediaError):
+        probe(clips["truncated.mp4"])
+    gc.collect()
+    threaded = (av.audio.resampler.AudioResampler, av.filter.Graph, av.container.InputContainer,
+                av.codec.context.CodecContext)
+    alive = [type(o).__name__ for o in gc.get_objects() if issubclass(type(o), threaded)]
+    assert alive == [] and len(errors) == 3
