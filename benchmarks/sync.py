@@ -1,0 +1,83 @@
+"""How long signal-level sync takes on a 30 s clip: `python benchmarks/sync.py [--repeats 5]`.
+
+Renders a long HarmonySet-mini clip (31-40 s, 320x180, 10 fps, h264 + AAC, cuts and music changes),
+re-encodes it at 1280x720 / 30 fps, and times `harmonyset_hf.sync.analyze` on both: the first call in
+the process (imports librosa/scipy and loads numba's compiled functions) and the median of later calls,
+split into decoding, cut detection and music analysis. Prints the figures; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from fractions import Fraction
+from pathlib import Path
+
+
+def _plan() -> dict:
+    """A long, synced HarmonySet-mini item (31-40 s): the sample's own planner, so its format always fits."""
+    from harmonyset_hf.sample import plan_item
+
+    return plan_item("bench", "test", "knowledge", "sync", long=True, seed=0)
+
+
+def _upscale(src: Path, dst: Path, width: int = 1280, height: int = 720, fps: int = 30) -> Path:
+    """Re-encode ``src`` at width x height and fps (each frame repeated), audio copied as decoded AAC."""
+    import av
+
+    with av.open(str(src)) as inp, av.open(str(dst), "w", format="mp4") as out:
+        v = out.add_stream("libx264", rate=Fraction(fps))
+        v.width, v.height, v.pix_fmt = width, height, "yuv420p"
+        v.codec_context.options = {"preset": "veryfast", "crf": "23"}
+        a_in = inp.streams.audio[0]
+        a = out.add_stream("aac", rate=a_in.rate, layout="stereo")
+        src_rate = float(inp.streams.video[0].average_rate)
+        n = 0
+        for frame in inp.decode(video=0):
+            rgb = frame.to_ndarray(width=width, height=height, format="rgb24")
+            for _ in range(round(fps / src_rate)):
+                img = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+                img.pts = n
+                n += 1
+                out.mux(v.encode(img))
+        out.mux(v.encode())
+        inp.seek(0)
+        for frame in inp.decode(audio=0):
+            frame.pts = None
+            out.mux(a.encode(frame))
+        out.mux(a.encode())
+    return dst
+
+
+def main() -> None:
+    """Render the clips and print the timings."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    from harmonyset_hf.sample_media import render_item
+
+    with tempfile.TemporaryDirectory() as tmp:
+        small = Path(tmp) / "clip_320x180.mp4"
+        plan = _plan()
+        render_item(plan, small)
+        large = _upscale(small, Path(tmp) / "clip_1280x720.mp4")
+        t0 = time.perf_counter()
+        from harmonyset_hf import sync
+
+        first = sync.analyze(small)
+        cold = time.perf_counter() - t0
+        print(f"first call (imports + numba load + analysis, 320x180): {cold:.2f} s "
+              f"(analysis part {first.timings['total_s']:.2f} s)")
+        print(f"  cuts {[round(c.time, 2) for c in first.cuts]} (planted {plan['cuts']}), "
+              f"changes {[round(c.time, 2) for c in first.music_changes]} (planted {plan['music_changes']})")
+        for path in (small, large):
+            runs = [sync.analyze(path).timings for _ in range(args.repeats)]
+            med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+            print(f"{path.name}, {first.duration:.1f} s, median of {args.repeats}: total {med['total_s']:.3f} s "
+                  f"(decode {med['decode_s']:.3f}, cuts {med['cuts_s']:.3f}, music {med['music_s']:.3f})")
+
+
+if __name__ == "__main__":
+    main()
