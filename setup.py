@@ -24,7 +24,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["harmonyset_hf", "harmonyset_hf.*"]),
-    package_data={"harmonyset_hf": ["prompts/*", "templates/*"]},
+    package_data={"harmonyset_hf": ["prompts/*", "templates/*", "annotation/*.csv"]},
     install_requires=[
         "numpy>=1.24",
         "datasets>=4.0",
