@@ -234,16 +234,22 @@ def detect_cuts(frames: np.ndarray, times: np.ndarray, frame_dt: float, params: 
     if len(frames) > 2 * k:
         dk = _frame_distance(frames[2 * k:], frames[:-2 * k])  # dk[j] compares j and j + 2k, centre j + k
         base_k = _local_median(dk, max(2 * k, int(round(2.0 / step))))
-        for j in range(len(dk)):
-            centre = j + k
-            if not (dk[j] >= params.fade_threshold and dk[j] >= params.cut_ratio * base_k[j]):
+        above = (dk >= params.fade_threshold) & (dk >= params.cut_ratio * base_k)
+        j = 0
+        while j < len(dk):  # each run of high span differences is one transition, placed at the run's top
+            if not above[j]:
+                j += 1
                 continue
-            if dk[j] < dk[max(0, j - k):j + k + 1].max():
-                continue
-            t = float(times[centre])
-            if any(abs(c.time - t) <= params.fade_seconds + step for c in cuts):
-                continue
-            cuts.append(Cut(t, float(dk[j]), "transition"))
+            end = j
+            while end + 1 < len(dk) and above[end + 1]:
+                end += 1
+            run = np.arange(j, end + 1)
+            top = run[dk[run] >= 0.9 * dk[run].max()]
+            t = float(np.mean(times[top + k]))
+            j = end + 1
+            if any(abs(c.time - t) <= params.fade_seconds + step for c in cuts if c.kind == "cut"):
+                continue  # the span difference of a hard cut
+            cuts.append(Cut(t, float(dk[run].max()), "transition"))
     cuts.sort(key=lambda c: c.time)
     merged: list[Cut] = []
     for c in cuts:  # one cut per min_shot: keep the stronger

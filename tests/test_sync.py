@@ -40,8 +40,10 @@ def _music(duration: float, change: float | None, seed: int = 0) -> np.ndarray:
     return y + bed
 
 
-def make_clip(path: Path, duration: float, cuts: list[float], change: float | None, audio: bool = True) -> Path:
-    """An h264 (+ AAC) mp4: a flat colour per shot (a cut at each time in ``cuts``) and :func:`_music`."""
+def make_clip(path: Path, duration: float, cuts: list[float], change: float | None, audio: bool = True,
+              dissolve: float = 0.0) -> Path:
+    """An h264 (+ AAC) mp4: a flat colour per shot (a cut, or a ``dissolve`` s cross-fade, at each time in
+    ``cuts``) and :func:`_music`."""
     import av
 
     colours = [(200, 40, 40), (40, 160, 220), (240, 220, 60), (60, 200, 90), (150, 60, 200)]
@@ -55,8 +57,12 @@ def make_clip(path: Path, duration: float, cuts: list[float], change: float | No
         for i in range(int(duration * FPS)):
             t = i / FPS
             shot = sum(1 for b in bounds if b <= t + 1e-9) - 1
-            frame = np.empty((H, W, 3), np.uint8)
+            frame = np.empty((H, W, 3), np.float64)
             frame[:] = colours[shot % len(colours)]
+            for n, b in enumerate(cuts, start=1):  # inside a dissolve: blend the two shots' colours
+                if dissolve and abs(t - b) < dissolve / 2:
+                    w = (t - (b - dissolve / 2)) / dissolve
+                    frame[:] = (1 - w) * np.array(colours[(n - 1) % 5]) + w * np.array(colours[n % 5])
             frame = np.clip(frame + ((xx + 2 * i) % 40 < 20) * 20, 0, 255).astype(np.uint8)  # slow motion in-shot
             vf = av.VideoFrame.from_ndarray(frame, format="rgb24")
             vf.pts = i
@@ -100,6 +106,12 @@ def test_steady_music_gives_no_change_and_code_c(tmp_path):
     assert len(a.cuts) == 1 and a.music_changes == []
     assert a.codes == ["C"] and a.score == 0.0 and a.matches == []
     assert a.key_points[0].nearest_change is None
+
+
+def test_a_dissolve_is_one_gradual_transition_at_its_centre(tmp_path):
+    path = make_clip(tmp_path / "dissolve.mp4", 7.0, [3.5], None, dissolve=1.0)
+    cuts = sync.analyze(path).cuts
+    assert [c.kind for c in cuts] == ["transition"] and abs(cuts[0].time - 3.5) <= 0.1
 
 
 def test_clip_without_audio_or_not_media_is_a_clear_error(tmp_path):
