@@ -28,7 +28,7 @@ from .errors import HarmonySetError
 
 
 class SyncError(HarmonySetError, ValueError):
-    """A clip whose sync cannot be measured (unreadable, no video stream, no audio stream)."""
+    """A clip whose sync cannot be measured (no audio track, too short); unreadable files raise media.MediaError."""
 
 
 @dataclass(frozen=True)
