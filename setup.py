@@ -46,5 +46,7 @@ setup(
             "harmonyset=harmonyset_hf.cli:main",
             "harmonyset-lm-eval=harmonyset_hf.harness.lm_eval_cli:main",
         ],
+        # lmms-eval discovers plugin models here (a callable returning ModelManifest objects).
+        "lmms_eval.models": ["harmonyset=harmonyset_hf.harness.lmms_eval_models:manifests"],
     },
 )

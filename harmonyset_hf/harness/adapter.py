@@ -1,0 +1,146 @@
+"""Our registry models answering harness requests: one dispatcher shared by the lm-eval and lmms-eval adapters.
+
+A harness request gives the context (the prompt built by the task from
+:mod:`harmonyset_hf.prompting`), the generation settings, the doc and its visual (the mp4 path).
+:class:`RegistryDispatcher` turns each into the row our models take (the doc's fields plus
+``video = {"path", "bytes": None}``) and calls ``model.generate(rows, prompts)`` in batches, MC
+questions and OE items apart, each with the model named for its config.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..models import MODELS, get_model
+from ..predict import check_model_config
+
+log = logging.getLogger(__name__)
+
+# `harmonyset-baseline`: a floor for both configs in one run.
+BASELINE_MC = "baseline-longest"
+BASELINE_OE = "baseline-generic"
+DEFAULT_BATCH = 8
+
+
+@dataclass
+class HarnessRequest:
+    """One generation request, harness-neutral."""
+
+    prompt: str
+    doc: Mapping[str, Any]
+    visuals: Sequence[Any]
+    until: list[str]
+
+
+def doc_config(doc: Mapping[str, Any]) -> str:
+    """``mc`` for a HarmonySet-MC doc (it has a ``question_id``), else ``oe``."""
+    return "mc" if "question_id" in doc else "oe"
+
+
+def truncate(reply: str, until: Sequence[str]) -> str:
+    """``reply`` cut before the first stop string of ``until`` (as the harnesses' own models do)."""
+    cut = len(reply)
+    for stop in until or ():
+        if stop:
+            at = reply.find(stop)
+            if at != -1:
+                cut = min(cut, at)
+    return reply[:cut]
+
+
+def stop_strings(gen_kwargs: Mapping[str, Any] | None) -> list[str]:
+    """The ``until`` stop strings of a request's generation settings, as a list."""
+    until = (gen_kwargs or {}).get("until") or []
+    return [until] if isinstance(until, str) else [str(u) for u in until]
+
+
+def batch_size_of(value: Any) -> int:
+    """The harness's ``--batch_size`` as a chunk size (``auto`` and the like give the default)."""
+    text = str(value).strip() if value is not None else ""
+    return max(1, int(text)) if text.isdigit() else DEFAULT_BATCH
+
+
+class RegistryDispatcher:
+    """Runs registry models (``harmonyset_hf.models``) on harness requests."""
+
+    def __init__(self, model: str | None = None, mc: str | None = None, oe: str | None = None,
+                 batch_size: Any = None, **model_kwargs: Any):
+        if model is None and mc is None and oe is None:
+            from ..models import ModelError
+
+            raise ModelError(f"name a model: model=<one of {', '.join(sorted(MODELS))}> "
+                             "(or mc=<name>, oe=<name> per config)")
+        self.names = {"mc": mc or model, "oe": oe or model}
+        self.model_kwargs = model_kwargs
+        self.batch_size = batch_size_of(batch_size)
+        self._models: dict[str, Any] = {}
+
+    def model_for(self, config: str) -> Any:
+        """The model answering ``config`` (built once, shared when both configs name the same one)."""
+        name = self.names[config]
+        if name is None:
+            from ..models import ModelError
+
+            raise ModelError(f"no model answers HarmonySet-{config.upper()} here: pass {config}=<model name>")
+        if name not in self._models:
+            self._models[name] = get_model(name, **self.model_kwargs)
+        model = self._models[name]
+        check_model_config(model, config)
+        return model
+
+    @property
+    def name(self) -> str:
+        """How results name this model (the model names per config)."""
+        names = {n for n in self.names.values() if n}
+        return "+".join(sorted(names))
+
+    def generate(self, requests: Sequence[HarnessRequest]) -> list[str]:
+        """One reply per request, in order."""
+        from tqdm.auto import tqdm
+
+        replies: list[str | None] = [None] * len(requests)
+        by_config: dict[str, list[int]] = {}
+        for i, req in enumerate(requests):
+            by_config.setdefault(doc_config(req.doc), []).append(i)
+        bar = tqdm(total=len(requests), desc="harmonyset generate", unit="item")
+        for config, indices in by_config.items():
+            model = self.model_for(config)
+            for start in range(0, len(indices), self.batch_size):
+                chunk = indices[start:start + self.batch_size]
+                rows = [self._row(requests[i], model) for i in chunk]
+                out = model.generate(rows, [requests[i].prompt for i in chunk])
+                if len(out) != len(chunk):
+                    raise RuntimeError(f"{model.name} returned {len(out)} replies for {len(chunk)} rows")
+                for i, reply in zip(chunk, out):
+                    replies[i] = truncate(str(reply), requests[i].until)
+                bar.update(len(chunk))
+        bar.close()
+        return [r or "" for r in replies]
+
+    @staticmethod
+    def _row(req: HarnessRequest, model: Any) -> dict:
+        row = dict(req.doc)
+        if getattr(model, "needs_media", False):
+            paths = [v for v in req.visuals if isinstance(v, str)] or [row.get("video_path")]
+            if not paths[0]:
+                from ..models import ModelError
+
+                raise ModelError(f"{model.name} needs the video of {row.get('id')!r}, which the request lacks")
+            row["video"] = {"path": paths[0], "bytes": None}
+        return row
+
+
+def registry_variants() -> dict[str, dict[str, str]]:
+    """Harness model names and the dispatcher options they stand for.
+
+    ``harmonyset`` (``model=NAME`` chooses), ``harmonyset-baseline`` (longest option for MC, the
+    generic answer for OE) and ``harmonyset-<name>`` for every registry model.
+    """
+    variants: dict[str, dict[str, str]] = {"harmonyset": {}, "harmonyset-baseline": {"mc": BASELINE_MC,
+                                                                                   "oe": BASELINE_OE}}
+    for name in sorted(MODELS):
+        variants[f"harmonyset-{name}"] = {"model": name}
+    return variants

@@ -1,0 +1,81 @@
+"""Our models as lm-eval models (multimodal: they take the mp4 path the HarmonySet tasks give as visual).
+
+lm-eval 0.4.13 has no plugin entry point for models, so :func:`register` adds them to its registry
+and ``harmonyset-lm-eval`` calls it before lm-eval's own CLI. Names (see
+:func:`harmonyset_hf.harness.adapter.registry_variants`): ``harmonyset`` (``--model_args model=tiny``),
+``harmonyset-baseline`` and ``harmonyset-<registry name>``; other ``--model_args`` go to the model.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lm_eval.api.model import LM
+
+from .adapter import HarnessRequest, RegistryDispatcher, registry_variants, stop_strings
+
+
+class HarmonySetLM(LM):
+    """A HarmonySet registry model behind lm-eval's ``generate_until`` (video tasks only)."""
+
+    MULTIMODAL = True
+    DEFAULTS: dict[str, str] = {}
+
+    def __init__(self, batch_size: Any = None, max_batch_size: Any = None, device: Any = None, **kwargs: Any):
+        super().__init__()
+        # lm-eval always passes its --device (default cuda:0); models take a device only from --model_args.
+        self.dispatcher = RegistryDispatcher(batch_size=batch_size, **{**self.DEFAULTS, **kwargs})
+
+    @property
+    def tokenizer_name(self) -> str:
+        """Names the (absent) chat template in lm-eval's cache keys."""
+        return f"harmonyset:{self.dispatcher.name}"
+
+    def apply_chat_template(self, chat_history: list[dict[str, str]], add_generation_prompt: bool = True) -> str:
+        """The messages' text joined: each adapter applies its own chat format to the prompt."""
+        return "\n\n".join(str(m.get("content", "")) for m in chat_history)
+
+    def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:
+        """One reply per request; ``args`` are ``(context, gen_kwargs, {"visual": [mp4 path]})``."""
+        reqs = []
+        for r in requests:
+            context, gen_kwargs = r.args[0], r.args[1]
+            media = r.args[2] if len(r.args) > 2 and isinstance(r.args[2], dict) else {}
+            visuals = media.get("visual") or []
+            reqs.append(HarnessRequest(prompt=context, doc=r.doc, until=stop_strings(gen_kwargs),
+                                       visuals=visuals if isinstance(visuals, list) else [visuals]))
+        replies = self.dispatcher.generate(reqs)
+        for r, reply in zip(requests, replies):
+            self.cache_hook.add_partial("generate_until", r.args[:2], reply)
+        return replies
+
+    def loglikelihood(self, requests: list[Any], disable_tqdm: bool = False) -> list[tuple[float, bool]]:
+        """Not available: HarmonySet tasks are generative."""
+        raise NotImplementedError("harmonyset models only generate (HarmonySet tasks use generate_until)")
+
+    def loglikelihood_rolling(self, requests: list[Any], disable_tqdm: bool = False) -> list[float]:
+        """Not available: HarmonySet tasks are generative."""
+        raise NotImplementedError("harmonyset models only generate (HarmonySet tasks use generate_until)")
+
+
+def model_classes() -> dict[str, type[HarmonySetLM]]:
+    """One lm-eval model class per harness name, each with its dispatcher defaults."""
+    out = {}
+    for name, defaults in registry_variants().items():
+        cls_name = "HarmonySetLM_" + "".join(c if c.isalnum() else "_" for c in name)
+        out[name] = type(cls_name, (HarmonySetLM,), {"DEFAULTS": defaults, "__module__": __name__,
+                                                    "__doc__": f"lm-eval model {name!r}: {defaults or 'model=NAME'}"})
+    return out
+
+
+def register() -> list[str]:
+    """Add our models to lm-eval's registry (after its own, which load lazily when it is empty)."""
+    import lm_eval.models  # noqa: F401  (registers lm-eval's models; an empty registry would skip them)
+    from lm_eval.api.registry import model_registry
+
+    names = []
+    for name, cls in model_classes().items():
+        if name not in model_registry:
+            model_registry.register(name)(cls)
+        names.append(name)
+    return names

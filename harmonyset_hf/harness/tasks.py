@@ -1,0 +1,230 @@
+"""What the lm-eval and lmms-eval task folders call: data, prompts, per-item scores, aggregations.
+
+Both harnesses get the same functions, so HarmonySet-MC accuracy and HarmonySet-OE judge scores
+from a harness equal ``harmonyset eval mc|oe`` on the same replies:
+
+- data: a Hub folder or repo id from ``--metadata '{"data": ...}'`` (lm-eval) or ``HARMONYSET_DATA``,
+  loaded with :func:`harmonyset_hf.hub.load` (a cache private to each local folder) and turned into
+  plain docs by :func:`prepare_docs` (the ``video`` column becomes the mp4's ``video_path``);
+- prompts: :func:`harmonyset_hf.prompting.mc_prompt` / ``oe_prompt``, nothing else;
+- MC: :func:`mc_process_results` reads the letter with :func:`harmonyset_hf.scoring.parse_choice`
+  (``accuracy`` and ``invalid_rate`` per question, averaged by the harness);
+- OE: :func:`oe_process_results` hands each reply to the aggregation, where
+  :func:`judge_items` runs the judge once over all replies (concurrently, through llm.py) with
+  :func:`harmonyset_hf.evaluation.evaluate_oe`, and each aspect's aggregation reads its mean.
+
+Judge settings: ``--metadata`` keys ``judge`` (``openai`` | ``embedding``), ``judge_model``,
+``judge_base_url``, ``judge_concurrency``, ``judge_cache`` (lm-eval), else the environment:
+``HARMONYSET_JUDGE`` (kind, default ``openai``), ``HARMONYSET_JUDGE_MODEL``/``_BASE_URL``/``_API_KEY``/
+``_CONCURRENCY`` (read by llm.py). An API key is never read from ``--metadata`` (it would be logged).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ..errors import ConfigError, HarmonySetError
+from ..prompting import mc_prompt, oe_prompt
+from ..schema import ASPECTS, SPLITS
+from ..scoring import parse_choice
+
+log = logging.getLogger(__name__)
+
+DATA_ENV = "HARMONYSET_DATA"
+JUDGE_ENV = "HARMONYSET_JUDGE"
+JUDGE_KEYS = ("judge", "judge_model", "judge_base_url", "judge_concurrency", "judge_cache")
+
+
+class HarnessError(HarmonySetError):
+    """A harness task that cannot run (no data given, a doc without its video, ...)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Data
+# --------------------------------------------------------------------------------------------
+def data_source(metadata: Mapping[str, Any] | None = None) -> str:
+    """The Hub folder or repo id to evaluate: ``metadata["data"]``, else ``$HARMONYSET_DATA``."""
+    data = (metadata or {}).get("data") or os.environ.get(DATA_ENV, "").strip()
+    if not data:
+        raise HarnessError(f"HarmonySet tasks need the data: set {DATA_ENV}=<Hub folder or repo id> "
+                           "(lm-eval also takes --metadata '{\"data\": \"...\"}')")
+    return str(data)
+
+
+def load_dataset_kwargs(data: str) -> dict[str, Any]:
+    """Extra ``load_dataset`` arguments for ``data``: a cache private to a local folder (datasets 5.2 shares one)."""
+    from ..hub import local_cache_dir
+
+    cache = local_cache_dir(data)
+    return {"cache_dir": cache} if cache else {}
+
+
+def prepare_docs(dataset: Any, aspect: str | None = None) -> Any:
+    """Harness docs from a ``datasets`` split: MC rows of one ``aspect`` (or all), ``video`` -> ``video_path``."""
+    import datasets
+
+    if aspect is not None:
+        if aspect not in ASPECTS:
+            raise HarnessError(f"unknown aspect {aspect!r}; expected one of {', '.join(ASPECTS)}")
+        dataset = dataset.filter(lambda a: a == aspect, input_columns="aspect")
+    if "video" not in dataset.column_names:
+        return dataset
+    dataset = dataset.cast_column("video", datasets.Video(decode=False))
+
+    def video_path(video: Mapping, ident: str) -> dict:
+        path = (video or {}).get("path")
+        if not path or not os.path.isfile(path):
+            raise HarnessError(f"{ident}: video file not found ({path!r}); harness tasks need local mp4 files")
+        return {"video_path": os.path.abspath(path)}
+
+    return dataset.map(video_path, input_columns=["video", "id"], remove_columns=["video"])
+
+
+def aspect_filter(aspect: str) -> Callable[[Any], Any]:
+    """A ``process_docs`` keeping the MC questions of one aspect (``video`` -> ``video_path`` too)."""
+    def process_docs(dataset: Any) -> Any:
+        return prepare_docs(dataset, aspect)
+
+    process_docs.__name__ = f"process_docs_{aspect}"
+    return process_docs
+
+
+def load_docs(config: str, data: str | None = None, aspect: str | None = None, **metadata: Any) -> dict[str, Any]:
+    """lm-eval's ``custom_dataset``: ``{split: docs}`` of ``config`` (``mc``/``oe``), judge settings remembered.
+
+    lm-eval passes ``--metadata`` (merged with the model args) as keyword arguments, hence ``**metadata``.
+    """
+    from ..hub import load as hub_load
+
+    if config not in ("mc", "oe"):
+        raise HarnessError(f"config must be 'mc' or 'oe', got {config!r}")
+    source = data_source({"data": data} if data else metadata)
+    configure_judge(metadata)
+    try:
+        split = hub_load(source, config, **load_dataset_kwargs(source))
+    except (FileNotFoundError, ValueError) as err:
+        raise HarnessError(f"cannot load config {config!r} of {source}: {err}") from err
+    return {SPLITS[config]: prepare_docs(split, aspect)}
+
+
+# --------------------------------------------------------------------------------------------
+# Prompts, visuals, targets
+# --------------------------------------------------------------------------------------------
+def doc_to_text(doc: Mapping, lmms_eval_specific_kwargs: Mapping | None = None) -> str:
+    """The prompt of a doc (MC or OE), optionally wrapped in lmms-eval's ``pre_prompt``/``post_prompt``."""
+    text = mc_prompt(doc) if "question_id" in doc else oe_prompt(doc)
+    kwargs = lmms_eval_specific_kwargs or {}
+    return f"{kwargs.get('pre_prompt', '')}{text}{kwargs.get('post_prompt', '')}"
+
+
+def doc_to_visual(doc: Mapping) -> list[str]:
+    """The doc's video as a one-element list of an mp4 path (its music is the video's own audio track)."""
+    return [doc["video_path"]]
+
+
+def doc_to_target(doc: Mapping) -> str:
+    """The reference: the answer letter (MC) or the four-section annotation (OE)."""
+    return doc["answer"] if "question_id" in doc else doc["annotation"]
+
+
+def _reply(results: Any) -> str:
+    reply = results[0] if isinstance(results, (list, tuple)) else results
+    return "" if reply is None else str(reply)
+
+
+# --------------------------------------------------------------------------------------------
+# MC
+# --------------------------------------------------------------------------------------------
+def mc_process_results(doc: Mapping, results: Any) -> dict[str, int]:
+    """``accuracy`` (1 when the extracted letter is the answer) and ``invalid_rate`` (1 when none/several)."""
+    choice = parse_choice(_reply(results), doc["options"])
+    return {"accuracy": int(choice.letter == doc["answer"]), "invalid_rate": int(choice.letter is None)}
+
+
+# --------------------------------------------------------------------------------------------
+# OE
+# --------------------------------------------------------------------------------------------
+_JUDGE_SETTINGS: dict[str, Any] = {}  # from lm-eval's --metadata (load_docs), read by the aggregation
+_JUDGED: dict[str, dict] = {}  # evaluate_oe results by the digest of (settings, items): one judge run per task
+
+
+def configure_judge(metadata: Mapping[str, Any] | None) -> None:
+    """Remember the judge settings of ``--metadata`` (an aggregation function sees no task config)."""
+    metadata = metadata or {}
+    if any(k in metadata for k in ("judge_api_key", "api_key")):
+        raise ConfigError("never pass an API key in --metadata (it is logged): set HARMONYSET_JUDGE_API_KEY")
+    _JUDGE_SETTINGS.update({k: metadata[k] for k in JUDGE_KEYS if metadata.get(k) not in (None, "")})
+
+
+def judge_settings() -> dict[str, Any]:
+    """The judge settings in force: ``--metadata`` first, then ``$HARMONYSET_JUDGE`` for the kind."""
+    settings = dict(_JUDGE_SETTINGS)
+    settings.setdefault("judge", os.environ.get(JUDGE_ENV, "").strip() or "openai")
+    return settings
+
+
+def make_harness_judge(settings: Mapping[str, Any]) -> Any:
+    """The judge of ``settings`` (``openai``: the paper's prompt on any OpenAI-compatible server)."""
+    from ..judge import make_judge
+
+    kind = str(settings.get("judge", "openai"))
+    if kind == "embedding":
+        return make_judge("embedding")
+    if kind not in ("openai", "llm", "gpt"):
+        raise ConfigError(f"unknown judge {kind!r} (metadata 'judge' or ${JUDGE_ENV}): use openai or embedding")
+    concurrency = settings.get("judge_concurrency")
+    return make_judge("openai", model=settings.get("judge_model"), base_url=settings.get("judge_base_url"),
+                      concurrency=int(concurrency) if concurrency else None, cache_dir=settings.get("judge_cache"))
+
+
+def oe_process_results(doc: Mapping, results: Any) -> dict[str, dict]:
+    """The reply and what judging it needs, under each OE metric (judged together in the aggregation)."""
+    item = {"id": str(doc["id"]), "category": doc["category"], "subcategory": doc.get("subcategory"),
+            "annotation": doc["annotation"], "response": _reply(results)}
+    return {**{aspect: item for aspect in ASPECTS}, "failed": item}
+
+
+def judge_items(items: list[Mapping]) -> dict:
+    """``evaluate_oe`` results of the OE items (one judge run per distinct item set and settings)."""
+    from ..evaluation import evaluate_oe, summary_line
+
+    settings = judge_settings()
+    digest = hashlib.sha256(json.dumps([settings, [[i["id"], i["response"]] for i in items]],
+                                       sort_keys=True, default=str).encode("utf-8")).hexdigest()
+    if digest not in _JUDGED:
+        judge = make_harness_judge(settings)
+        try:
+            rows = [{k: i[k] for k in ("id", "category", "subcategory", "annotation")} for i in items]
+            results, _ = evaluate_oe(rows, {str(i["id"]): i["response"] for i in items}, judge, model="harness")
+        finally:
+            judge.close()
+        log.info("%s", summary_line(results))
+        _JUDGED[digest] = results
+    return _JUDGED[digest]
+
+
+def _aspect_mean(aspect: str) -> Callable[[list], float]:
+    def aggregate(items: list) -> float:
+        value = judge_items(items)["overall"][aspect]
+        return math.nan if value is None else float(value)
+
+    aggregate.__name__ = f"oe_{aspect}"
+    aggregate.__doc__ = f"Mean judge score (1-10) for {aspect} over the judged items, as `harmonyset eval oe`."
+    return aggregate
+
+
+oe_rhythm = _aspect_mean("rhythm")
+oe_theme = _aspect_mean("theme")
+oe_emotion = _aspect_mean("emotion")
+oe_culture = _aspect_mean("culture")
+
+
+def oe_failed(items: list) -> int:
+    """How many replies the judge could not score (left out of the means)."""
+    return int(judge_items(items)["counts"]["failed"])
