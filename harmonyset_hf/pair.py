@@ -1,0 +1,309 @@
+"""The swap variant of HarmonySet-OE (`harmonyset derive swap`): does a model listen to the music?
+
+Each test video appears twice: once with its own music (``original``) and once with another
+item's music (``swapped``). A model rates how well the music fits (1-10) for each version without
+knowing which is which; it is right on an item when the original scores higher (see
+:func:`harmonyset_hf.evaluation.evaluate_pair`). A model that ignores the audio sees two identical
+inputs and ties, which counts as half: 50 %.
+
+Both versions go through the same pipeline so that only the music differs: the video stream's
+packets are copied unchanged (the decoded frames are bit-identical to the source's), and the
+music, the item's own or the other item's, is decoded, trimmed or looped (with a short crossfade
+at each seam) to the video stream's length and encoded with the same AAC settings. Music sources
+are a seeded derangement (no item keeps its own music) that avoids pairing items of the same
+category where the category counts allow it. File names do not say which version a file is.
+
+The derived folder holds one config, ``pair`` (split ``test``): ``pair.parquet`` at the root
+(a ``file_name`` column, as in :mod:`harmonyset_hf.hub`) next to ``videos/test/NNN/``; one row
+per (item, version) with ``id`` = ``"{item id}:original"`` or ``"{item id}:swapped"``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import random
+import shutil
+import time
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import HarmonySetError
+from .hub import MAX_FILES_PER_FOLDER, _swap_into_place, _Writer, safe_name
+from .io import atomic_write_json, atomic_write_text, package_versions
+
+log = logging.getLogger(__name__)
+
+PAIR_CONFIG = "pair"
+PAIR_SPLIT = "test"
+VARIANTS = ("original", "swapped")
+AUDIO_BITRATE = 128_000
+CROSSFADE_SECONDS = 0.05
+
+
+class PairError(HarmonySetError):
+    """A swap variant that cannot be derived (too few items, a video without music, ...)."""
+
+
+def pair_row_id(item_id: str, variant: str) -> str:
+    """The id of one version of an item in the ``pair`` config (``"{item id}:{variant}"``)."""
+    return f"{item_id}:{variant}"
+
+
+def pair_features(with_video: bool = True):
+    """The `datasets.Features` of the ``pair`` config (``video``, or the ``file_name`` written to parquet)."""
+    import datasets
+
+    string = datasets.Value("string")
+    first = {"video": datasets.Video()} if with_video else {"file_name": string}
+    return datasets.Features({
+        **first, "id": string, "pair_id": string, "variant": string,
+        "category": string, "subcategory": string, "duration": datasets.Value("float32"),
+        "music_source_id": string, "music_source_category": string,
+        "music_duration": datasets.Value("float32"), "music_fit": string,
+    })
+
+
+# --------------------------------------------------------------------------------------------
+# Who gets whose music
+# --------------------------------------------------------------------------------------------
+def _conflicts(i: int, j: int, categories: list[str]) -> int:
+    return 2 if i == j else int(categories[i] == categories[j])
+
+
+def swap_assignment(ids: list[str], categories: list[str], seed: int = 0) -> dict[str, str]:
+    """A seeded derangement ``{item id: music source id}``: never an item's own music, other categories if possible.
+
+    A random cycle (a derangement for any n >= 2) is repaired by exchanging sources between two
+    items whenever that lowers the number of same-category pairs; what is left is unavoidable
+    when one category holds more than half of the items.
+    """
+    n = len(ids)
+    if n < 2:
+        raise PairError(f"the swap variant needs at least 2 test items, got {n}")
+    if len(set(ids)) != n:
+        raise PairError("item ids are not unique")
+    rng = random.Random(seed)
+    order = list(range(n))
+    rng.shuffle(order)
+    target = [0] * n
+    for k, i in enumerate(order):
+        target[i] = order[(k + 1) % n]
+    improved = True
+    while improved:
+        improved = False
+        for i in rng.sample(range(n), n):
+            if _conflicts(i, target[i], categories) == 0:
+                continue
+            for j in rng.sample(range(n), n):
+                before = _conflicts(i, target[i], categories) + _conflicts(j, target[j], categories)
+                after = _conflicts(i, target[j], categories) + _conflicts(j, target[i], categories)
+                if j != i and after < before:
+                    target[i], target[j] = target[j], target[i]
+                    improved = True
+                    break
+    return {ids[i]: ids[target[i]] for i in range(n)}
+
+
+# --------------------------------------------------------------------------------------------
+# Media: decode the music, fit it to the video, re-mux
+# --------------------------------------------------------------------------------------------
+def decode_music(source: Any) -> tuple[np.ndarray, int]:
+    """The audio track of a clip as float32 stereo ``[2, N]`` at its own sample rate."""
+    import av
+
+    from .media_io import MediaError, open_media, resolve_source
+
+    src = resolve_source(source)
+    with open_media(src) as container:
+        if not container.streams.audio:
+            raise MediaError(src.name, "has no audio track: there is no music to swap")
+        stream = container.streams.audio[0]
+        rate = int(stream.rate or stream.codec_context.sample_rate)
+        resampler = av.AudioResampler(format="fltp", layout="stereo", rate=rate)
+        parts = []
+        try:
+            for frame in container.decode(stream):
+                parts.extend(f.to_ndarray() for f in resampler.resample(frame))
+            parts.extend(f.to_ndarray() for f in resampler.resample(None))
+        except av.error.FFmpegError as err:
+            raise MediaError(src.name, f"its audio cannot be decoded ({err})") from err
+    if not parts or sum(p.shape[1] for p in parts) == 0:
+        raise MediaError(src.name, "its audio track holds no samples")
+    return np.concatenate(parts, axis=1).astype(np.float32), rate
+
+
+def fit_length(audio: np.ndarray, n: int, fade: int) -> tuple[np.ndarray, str]:
+    """``audio [C, N]`` trimmed or looped (crossfading ``fade`` samples at each seam) to ``n`` samples; and which."""
+    length = audio.shape[1]
+    if length >= n:
+        return audio[:, :n], ("exact" if length == n else "trimmed")
+    out = audio
+    while out.shape[1] < n:
+        f = max(0, min(fade, length // 2, out.shape[1] // 2))
+        ramp = np.linspace(0.0, 1.0, f, dtype=np.float32)
+        seam = out[:, out.shape[1] - f:] * (1 - ramp) + audio[:, :f] * ramp
+        out = np.concatenate([out[:, :out.shape[1] - f], seam, audio[:, f:]], axis=1)
+    return out[:, :n], "looped"
+
+
+def _video_packets(container, stream) -> tuple[list, Fraction]:
+    """The video stream's packets (demux order) and its length: last end time minus first start time."""
+    packets = [p for p in container.demux(stream) if p.dts is not None and p.size]
+    if not packets:
+        raise PairError("the video stream holds no packets")
+    tb = stream.time_base
+    starts = [p.pts if p.pts is not None else p.dts for p in packets]
+    ends = [s + (p.duration or 0) for s, p in zip(starts, packets)]
+    return packets, (max(ends) - min(starts)) * tb
+
+
+def remux_with_music(video_source: Any, music: tuple[np.ndarray, int], out_path: str | os.PathLike,
+                     bitrate: int = AUDIO_BITRATE) -> dict:
+    """Write ``out_path``: the video stream of ``video_source`` copied unchanged + ``music`` fitted and AAC-encoded.
+
+    Returns ``{"duration": video seconds, "music_duration": music seconds before fitting, "music_fit"}``.
+    """
+    import av
+
+    from .media_io import MediaError, NoVideoStreamError, _pick_streams, open_media, resolve_source
+
+    audio, rate = music
+    src = resolve_source(video_source)
+    out_path = Path(out_path)
+    tmp = out_path.with_name(f".{out_path.name}.tmp.mp4")
+    with open_media(src) as inp:
+        vs, _ = _pick_streams(inp, src)
+        if vs is None:
+            raise NoVideoStreamError(src.name, "no video stream to keep")
+        try:
+            packets, duration = _video_packets(inp, vs)
+        except PairError as err:
+            raise MediaError(src.name, str(err)) from None
+        fitted, how = fit_length(audio, int(round(duration * rate)), int(CROSSFADE_SECONDS * rate))
+        with av.open(str(tmp), "w", format="mp4", options={"movflags": "+faststart"}) as out:
+            out.flags |= av.container.Flags.bitexact.value
+            ov = out.add_stream_from_template(vs)
+            oa = out.add_stream("aac", rate=rate, layout="stereo")
+            oa.bit_rate = int(bitrate)
+            oa.codec_context.thread_count = 1
+            oa.codec_context.options = {"aac_coder": "fast"}
+            encoded = []
+            for start in range(0, fitted.shape[1], 1024):
+                frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(fitted[:, start:start + 1024]),
+                                                   format="fltp", layout="stereo")
+                frame.sample_rate, frame.pts = rate, start
+                encoded.extend(oa.encode(frame))
+            encoded.extend(oa.encode(None))
+            # Interleave by time, so that readers go through the file front to back.
+            pending = iter(encoded)
+            nxt = next(pending, None)
+            for packet in packets:
+                when = packet.dts * packet.time_base
+                while nxt is not None and nxt.dts * nxt.time_base <= when:
+                    out.mux(nxt)
+                    nxt = next(pending, None)
+                packet.stream = ov
+                out.mux(packet)
+            while nxt is not None:
+                out.mux(nxt)
+                nxt = next(pending, None)
+    tmp.replace(out_path)
+    return {"duration": float(duration), "music_duration": audio.shape[1] / rate, "music_fit": how}
+
+
+# --------------------------------------------------------------------------------------------
+# The derived Hub folder
+# --------------------------------------------------------------------------------------------
+def configs_yaml() -> list[dict]:
+    """The README ``configs:`` entry of a derived folder (its one config, ``pair``)."""
+    return [{"config_name": PAIR_CONFIG,
+             "data_files": [{"split": PAIR_SPLIT, "path": [f"{PAIR_CONFIG}.parquet", f"videos/{PAIR_SPLIT}/**"]}],
+             "metadata_filenames": [f"{PAIR_CONFIG}.parquet"]}]
+
+
+def _readme(report: dict) -> str:
+    import yaml
+
+    front = yaml.safe_dump({"pretty_name": "HarmonySet swap pairs", "license": "other",
+                            "license_link": "https://huggingface.co/datasets/Zzitang/HarmonySet",
+                            "tags": ["video", "music", "audio-visual", "video-music-alignment"],
+                            "configs": configs_yaml()}, sort_keys=False)
+    return (f"---\n{front}---\n\n# HarmonySet swap pairs\n\n"
+            f"Derived from `{report['source']}` by `harmonyset derive swap --seed {report['seed']}`: each of "
+            f"its {report['items']} test videos twice, once with its own music (`variant: original`) and "
+            "once with another item's (`swapped`, source in `music_source_id`), the music trimmed or looped "
+            "to the video's length and re-encoded the same way in both. The video streams are copied "
+            "unchanged. Rate how well the music fits each version (1-10); an item counts as right when the "
+            "original scores higher, a tie as half (`harmonyset eval pair`).\n\n"
+            "```python\nfrom datasets import load_dataset\nds = load_dataset(\"<this folder>\", \"pair\", "
+            "split=\"test\")\n```\n\nThe videos keep the license terms of the source dataset.\n")
+
+
+def derive_swap(data: str | os.PathLike, out_dir: str | os.PathLike, seed: int = 0, limit: int | None = None,
+                bitrate: int = AUDIO_BITRATE) -> dict:
+    """Write the swap variant of ``data``'s test videos to ``out_dir`` (replaced atomically); returns the report."""
+    from tqdm.auto import tqdm
+
+    from .predict import load_split
+
+    started = time.perf_counter()
+    rows = load_split(data, "oe", media=True, limit=limit)
+    ids = [str(r["id"]) for r in rows]
+    sources = swap_assignment(ids, [r["category"] for r in rows], seed=seed)
+    by_id = {str(r["id"]): r for r in rows}
+    out = Path(out_dir)
+    tmp = out.parent / f".{out.name}.deriving-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    writer = _Writer(tmp / f"{PAIR_CONFIG}.parquet", pair_features(with_video=False))
+    fits: dict[str, int] = {}
+    try:
+        for n, item_id in enumerate(tqdm(ids, desc="derive swap", unit="item")):
+            row = by_id[item_id]
+            # Which file is which is a seeded coin per item, so names and order do not tell the versions apart.
+            coin = hashlib.sha256(f"{seed}:{item_id}".encode()).digest()[0] % 2
+            folder = tmp / "videos" / PAIR_SPLIT / f"{n // (MAX_FILES_PER_FOLDER // 2):03d}"
+            folder.mkdir(parents=True, exist_ok=True)
+            for k, variant in enumerate(VARIANTS):
+                music_id = item_id if variant == "original" else sources[item_id]
+                rel = f"videos/{PAIR_SPLIT}/{folder.name}/{safe_name(item_id)}-{k ^ coin}.mp4"
+                try:
+                    info = remux_with_music(row["video"], decode_music(by_id[music_id]["video"]), tmp / rel, bitrate)
+                except HarmonySetError as err:
+                    raise PairError(f"item {item_id} ({variant}, music of {music_id}): {err}") from err
+                fits[info["music_fit"]] = fits.get(info["music_fit"], 0) + 1
+                writer.add({"file_name": rel, "id": pair_row_id(item_id, variant), "pair_id": item_id,
+                            "variant": variant, "category": row["category"], "subcategory": row.get("subcategory"),
+                            "duration": info["duration"], "music_source_id": music_id,
+                            "music_source_category": by_id[music_id]["category"],
+                            "music_duration": info["music_duration"], "music_fit": info["music_fit"]})
+        writer.close()
+        same = sum(by_id[i]["category"] == by_id[s]["category"] for i, s in sources.items())
+        report = {"source": str(data), "seed": seed, "items": len(ids), "rows": writer.count,
+                  "same_category_pairs": same, "music_fit": fits, "audio_bitrate": bitrate,
+                  "sources": sources, "seconds": round(time.perf_counter() - started, 2),
+                  "versions": package_versions()}
+        atomic_write_json(tmp / "derive_report.json", report)
+        atomic_write_text(tmp / "README.md", _readme(report))
+    except BaseException:
+        writer.writer.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    _swap_into_place(tmp, out)
+    log.info("derived %s: %d items x 2 versions, %d same-category pairs", out, len(ids), same)
+    return report
+
+
+def load_pair(path: str | os.PathLike, streaming: bool = False, **kwargs: Any):
+    """``datasets.load_dataset(path, "pair", split="test")`` with the private cache of a local folder."""
+    import datasets
+
+    from .hub import local_cache_dir
+
+    kwargs.setdefault("cache_dir", local_cache_dir(path))
+    return datasets.load_dataset(str(path), PAIR_CONFIG, split=PAIR_SPLIT, streaming=streaming, **kwargs)
