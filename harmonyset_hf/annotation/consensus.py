@@ -109,10 +109,13 @@ def read_annotator_rows(path: str | os.PathLike, text: str | None = None) -> lis
         raise SheetError(path, [f"header: missing column(s) {', '.join(missing)}; expected {', '.join(CSV_COLUMNS)}"])
     errors: list[str] = []
     rows: list[Rating] = []
+    seen: dict[tuple[str, str], list[int]] = defaultdict(list)
     for number, raw in enumerate(reader, start=2):  # line 1 is the header
         raw = {(k or "").strip(): (v or "") for k, v in raw.items() if k is not None}
         item_id, annotator = raw.get("id", "").strip(), raw.get("annotator", "").strip()
         where = f"line {number} (id {item_id or '?'}, annotator {annotator or '?'})"
+        if item_id and annotator:
+            seen[(item_id, annotator)].append(number)
         if not item_id:
             errors.append(f"{where}, column id: empty; every row needs the item id")
         if not annotator:
@@ -126,15 +129,10 @@ def read_annotator_rows(path: str | os.PathLike, text: str | None = None) -> lis
                               f"valid: {valid_values(column)}")
         if item_id and annotator and len(values) == 1 + len(LABEL_COLUMNS):
             rows.append(Rating(item_id, annotator, values.pop("sync"), values, number))
-    by_item: dict[str, list[Rating]] = defaultdict(list)
-    for r in rows:
-        by_item[r.id].append(r)
-    for item_id, ratings in by_item.items():
-        seen = Counter(r.annotator for r in ratings)
-        for name, count in seen.items():
-            if count > 1:
-                lines = ", ".join(str(r.line) for r in ratings if r.annotator == name)
-                errors.append(f"lines {lines} (id {item_id}), column annotator: {name!r} rated this item {count} times")
+    for (item_id, name), lines in seen.items():
+        if len(lines) > 1:
+            errors.append(f"lines {', '.join(map(str, lines))} (id {item_id}), column annotator: {name!r} rated this "
+                          f"item {len(lines)} times")
     if errors:
         raise SheetError(path, errors)
     return rows

@@ -157,12 +157,12 @@ class MCCurator:
     """Curates MC questions with an OpenAI-compatible LLM: parsed, validated, re-asked, cached."""
 
     def __init__(self, client: LLMClient | None = None, *, model: str | None = None, base_url: str | None = None,
-                 cache_dir: str | None = None, temperature: float = 0.0, max_tokens: int = 2048,
-                 max_attempts: int = 3, concurrency: int | None = None,
+                 api_key: str | None = None, cache_dir: str | None = None, temperature: float = 0.0,
+                 max_tokens: int = 2048, max_attempts: int = 3, concurrency: int | None = None,
                  length_tolerance: float = DEFAULT_LENGTH_TOLERANCE, min_similarity: float = DEFAULT_MIN_SIMILARITY,
                  check_faithfulness: bool = True, device: str = "cpu") -> None:
-        self.client = client or LLMClient(model=model, base_url=base_url, env_prefix=ENV_PREFIX, cache_dir=cache_dir,
-                                          concurrency=concurrency)
+        self.client = client or LLMClient(model=model, base_url=base_url, api_key=api_key, env_prefix=ENV_PREFIX,
+                                          cache_dir=cache_dir, concurrency=concurrency)
         self.params = {"temperature": float(temperature), "max_tokens": int(max_tokens)}
         self.max_attempts, self.concurrency = max(1, int(max_attempts)), concurrency
         self.length_tolerance, self.min_similarity = float(length_tolerance), float(min_similarity)
