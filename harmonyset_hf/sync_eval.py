@@ -98,10 +98,13 @@ def load_rows(data: str | os.PathLike, configs: Sequence[str] = ("oe",)) -> list
     """``(config, dataset)`` of every split of the given configs, the video column left undecoded."""
     from datasets import Video, load_dataset
 
+    from .hub import local_cache_dir
+
     out = []
     for config in configs:
         try:
-            ds = load_dataset(str(data), config)
+            # A cache private to this folder's contents: datasets 5.2 would share one between same-named folders.
+            ds = load_dataset(str(data), config, cache_dir=local_cache_dir(data))
         except Exception as err:  # the message names what is missing; wrap it with the dataset and config
             raise HarmonySetError(f"{data}: cannot load config {config!r} ({type(err).__name__}: {err})") from err
         out += [(config, ds[split].cast_column("video", Video(decode=False))) for split in ds]
