@@ -21,7 +21,17 @@ from .errors import HarmonySetError
 from .io import atomic_write_json, package_versions, read_jsonl, write_jsonl
 from .judge_guard import detect_judge_address
 from .schema import ASPECTS, OPTION_LETTERS
-from .scoring import CIRCULAR_SEPARATOR, aggregate_oe, base_question_id, circular_variants, mc_accuracy, parse_choice
+from .scoring import (
+    CIRCULAR_SEPARATOR,
+    aggregate_oe,
+    base_question_id,
+    circular_variants,
+    mc_accuracy,
+    pair_accuracy,
+    pair_outcome,
+    parse_choice,
+    parse_rating,
+)
 
 RESULTS_FORMAT = 1
 MAX_LISTED = 20
@@ -206,6 +216,52 @@ def evaluate_oe(rows: Iterable[Mapping], predictions: Mapping[str, str], judge: 
     return _base(results, "oe", model, counts, unknown), items
 
 
+def evaluate_pair(rows: Iterable[Mapping], predictions: Mapping[str, str], *, model: str | None = None,
+                  known_ids: Iterable[str] | None = None) -> tuple[dict, list[dict]]:
+    """Score swap-pair predictions (1-10 ratings keyed by row ``id``): per item, is the original rated higher?
+
+    Rows are those of the ``pair`` config (``id``, ``pair_id``, ``variant``, ``category``). An item
+    scores 1 when its original's rating is higher than its swapped version's, 0.5 on a tie (a model
+    that ignores the music ties every item: 50 %, the chance level) and 0 otherwise; an item with
+    an invalid rating scores 0 and is counted; one with a missing prediction is left out and counted.
+    ``known_ids`` as in :func:`evaluate_mc`.
+    """
+    rows = list(rows)
+    known = {str(r["id"]) for r in rows} | set(known_ids or ())
+    unknown = _unknown(predictions, known)
+    versions: dict[str, dict[str, Mapping]] = {}
+    for row in rows:
+        versions.setdefault(str(row["pair_id"]), {})[row["variant"]] = row
+    items, scored = [], []
+    for pair_id, pair in versions.items():
+        if set(pair) != {"original", "swapped"}:
+            raise EvaluationError(f"item {pair_id}: the pair rows hold versions {sorted(pair)}, not original and "
+                                  "swapped (is this a `harmonyset derive swap` folder?)")
+        item = {"id": pair_id, "category": pair["original"]["category"],
+                "music_source_id": pair["swapped"].get("music_source_id")}
+        replies = {v: predictions.get(str(pair[v]["id"])) for v in ("original", "swapped")}
+        if any(r is None for r in replies.values()):
+            item.update(status="missing", missing=[str(pair[v]["id"]) for v, r in replies.items() if r is None])
+            items.append(item)
+            continue
+        ratings = {v: parse_rating(r) for v, r in replies.items()}
+        values = {v: ratings[v].value for v in ratings}
+        invalid = [v for v, value in values.items() if value is None]
+        item.update(status="scored", responses=replies, ratings=values,
+                    reasons={v: ratings[v].reason for v in ratings}, invalid=bool(invalid),
+                    outcome=None if invalid else pair_outcome(values["original"], values["swapped"]))
+        items.append(item)
+        scored.append(item)
+    categories = {}
+    for cat in sorted({i["category"] for i in scored}):
+        categories[cat] = pair_accuracy(i for i in scored if i["category"] == cat)
+    counts = {"items": len(versions), "scored": len(scored), "missing": len(items) - len(scored),
+              "invalid": sum(i["invalid"] for i in scored)}
+    results = {"judge": None, "overall": pair_accuracy(scored), "categories": categories,
+               "scoring": "1 if the original is rated higher, 0.5 on a tie, 0 if lower or a rating is invalid"}
+    return _base(results, "pair", model, counts, unknown), items
+
+
 def write_results(out_dir: str | os.PathLike, results: dict, items: list[dict]) -> Path:
     """Write ``results.json`` and ``items.jsonl`` into ``out_dir`` (atomically); returns the results path."""
     out_dir = Path(out_dir)
@@ -229,6 +285,11 @@ def summary_line(results: dict) -> str:
             circ = f"; circular {_pct(results['circular']['overall']['accuracy'])}"
         return (f"MC {results['model']}: accuracy {_pct(o['accuracy'])} on {o['n']} questions "
                 f"(invalid {_pct(o['invalid_rate'])}, chance 25.0%){circ}; {counts['missing']} missing{extra}")
+    if results["config"] == "pair":
+        o = results["overall"]
+        return (f"PAIR {results['model']}: accuracy {_pct(o['accuracy'])} on {o['n']} items (ties count half; "
+                f"strict {_pct(o['strict_accuracy'])}, ties {_pct(o['tie_rate'])}, invalid {_pct(o['invalid_rate'])}, "
+                f"chance 50.0%); {counts['missing']} missing{extra}")
     o = results["overall"]
     scores = "/".join("n/a" if o[a] is None else f"{o[a]:.2f}" for a in ASPECTS)
     flagged = (results.get("judge_address") or {}).get("flagged")

@@ -54,20 +54,30 @@ def id_key(config: str) -> str:
 
 
 def load_split(data: str | os.PathLike, config: str, media: bool = False, limit: int | None = None) -> list[dict]:
-    """The evaluation rows of ``config`` from a Hub folder or repo, as plain dicts.
+    """The evaluation rows of ``config`` (``mc``, ``oe``, or ``pair`` of a swap folder) as plain dicts.
+
+    For ``pair``, ``limit`` counts items (each with both of its versions).
 
     Without ``media`` the ``video`` column is dropped (nothing is decoded); with it, ``video`` is
     the undecoded ``{"path", "bytes"}`` for :func:`harmonyset_hf.media.load_clip`.
     """
     import datasets
 
-    if config not in CONFIGS or config == "instruct":
-        raise PredictError(f"config must be 'mc' or 'oe', got {config!r}")
+    if config not in (*CONFIGS, "pair") or config == "instruct":
+        raise PredictError(f"config must be 'mc', 'oe' or 'pair', got {config!r}")
     try:
-        ds = hub_load(data, config)
+        if config == "pair":  # a `harmonyset derive swap` folder
+            from .pair import load_pair
+
+            ds = load_pair(data)
+        else:
+            ds = hub_load(data, config)
     except (FileNotFoundError, ValueError) as err:
         raise PredictError(f"cannot load config {config!r} of {data}: {err}") from err
-    if limit is not None:
+    if limit is not None and config == "pair":  # the first N items, both versions of each
+        first = list(dict.fromkeys(ds["pair_id"]))[:limit]
+        ds = ds.select([i for i, p in enumerate(ds["pair_id"]) if p in set(first)])
+    elif limit is not None:
         ds = ds.select(range(min(limit, len(ds))))
     if "video" in ds.column_names:
         ds = ds.cast_column("video", datasets.Video(decode=False)) if media else ds.remove_columns("video")

@@ -3,6 +3,7 @@
 HarmonySet-MC shows the question, the four lettered options and an instruction to answer with
 the letter; HarmonySet-OE shows the item's own instruction (one of the paper's templates, Fig. 11)
 without the ``<video>`` placeholder: each model adapter puts its media where its chat format wants.
+The swap-pair task asks every version of a video the same 1-10 music-fit rating question.
 """
 
 from __future__ import annotations
@@ -13,6 +14,15 @@ from collections.abc import Mapping, Sequence
 from .schema import OPTION_LETTERS
 
 MC_ANSWER_INSTRUCTION = "Answer with the option's letter (A, B, C or D) from the given choices directly."
+
+# The swap-pair task (`harmonyset derive swap`): the same prompt for a video with its own music and with
+# another item's, so only the music tells them apart. The four aspects are the paper's.
+PAIR_RATING_PROMPT = (
+    "Watch the video and listen to its background music. How well does the music fit the video, considering "
+    "rhythm and synchronization, theme and content, emotion, and cultural relevance? Rate the fit on a scale "
+    "from 1 (the music does not fit the video at all) to 10 (the music fits the video perfectly). "
+    "Answer with the number only."
+)
 
 _VIDEO_TOKEN_RE = re.compile(r"^\s*<video>\s*\n?", re.IGNORECASE)
 
@@ -39,6 +49,13 @@ def oe_prompt(row: Mapping) -> str:
     return _VIDEO_TOKEN_RE.sub("", row["instruction"]).strip()
 
 
+def pair_prompt(row: Mapping) -> str:
+    """The text prompt of one version of a swap pair: the music-fit rating question (the same for every row)."""
+    return PAIR_RATING_PROMPT
+
+
 def prompt_for(config: str, row: Mapping) -> str:
-    """The prompt of a row of config ``mc`` or ``oe``."""
+    """The prompt of a row of config ``mc``, ``oe`` or ``pair``."""
+    if config == "pair":
+        return pair_prompt(row)
     return mc_prompt(row) if config == "mc" else oe_prompt(row)

@@ -267,3 +267,115 @@ def aggregate_oe(items: Iterable[Mapping]) -> dict:
             categories[cat] = {**means(in_cat), "failed": n_failed}
     return {"categories": categories, "overall": {**means(scored), "failed": failed},
             "scored": len(scored), "failed": failed}
+
+
+# --------------------------------------------------------------------------------------------
+# Swap pairs: 1-10 music-fit ratings, original vs swapped
+# --------------------------------------------------------------------------------------------
+class Rating(NamedTuple):
+    """An extracted 1-10 rating (None when invalid) and why."""
+
+    value: float | None
+    reason: str
+
+
+RATING_MIN, RATING_MAX = 1, 10
+_NUM = r"(\d{1,2}(?:\.\d+)?)"
+_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
+          "ten": 10}
+_ONLY_NUMBER = re.compile(r"^\s*(?:rating|score)?\s*[:\-]?\s*" + _NUM + r"\s*(?:/\s*10|out\s+of\s+10)?\s*[.!]?\s*$",
+                          re.IGNORECASE)
+_OUT_OF_TEN = re.compile(_NUM + r"\s*(?:/|out\s+of)\s*10\b", re.IGNORECASE)
+_STATED = re.compile(r"\b(?:rating|score|rate\s+(?:it|this|the\s+fit)(?:\s+(?:a|an|as))?|give\s+(?:it|this)(?:\s+a)?|"
+                     r"fit\s+(?:is|of))\s*(?:is|of|would\s+be|:|=|-)?\s*(?:a|an)?\s*" + _NUM + r"(?![\d:])",
+                     re.IGNORECASE)
+_LEADING_NUMBER = re.compile(r"^\s*" + _NUM + r"(?![\d:])(?!\s*(?:or|and|to|-|–|,)\s*\d)\s*(?:[.!,;)\-]|$|\s)",
+                             re.IGNORECASE)
+# Not ratings: the scale itself ("1 to 10", "1-10"), timestamps ("00:10") and times ("3 seconds").
+_SCALE = re.compile(r"\b(?:1|one)\s*(?:-|–|to|through)\s*(?:10|ten)\b|\bscale\s+of\s+(?:1|one)\b|\d+:\d+|"
+                    r"\b\d+(?:\.\d+)?\s*(?:s|sec|secs|seconds?|minutes?|bpm|%|hz)\b", re.IGNORECASE)
+_ANY_NUMBER = re.compile(r"(?<![\w.])(\d{1,2}(?:\.\d+)?|" + "|".join(_WORDS) + r")(?![\w])", re.IGNORECASE)
+
+
+def _numbers(tokens: Iterable[str]) -> list[float]:
+    return [float(_WORDS[t.lower()]) if t.lower() in _WORDS else float(t) for t in tokens]
+
+
+def _rating_verdict(values: list[float], how: str) -> Rating | None:
+    distinct = sorted(set(values))
+    if not distinct:
+        return None
+    if len(distinct) > 1:
+        return Rating(None, f"several different ratings ({', '.join(f'{v:g}' for v in distinct)}) in {how}")
+    if not RATING_MIN <= distinct[0] <= RATING_MAX:
+        return Rating(None, f"{distinct[0]:g} is outside the 1-10 scale ({how})")
+    return Rating(distinct[0], how)
+
+
+def parse_rating(response: str | None) -> Rating:
+    """Read a 1-10 rating from a free-form reply; ``Rating(None, reason)`` when it gives none, several or one off-scale.
+
+    In order: a reply that is only a number ("7", "7/10"); ratings stated as "N/10", "N out of 10",
+    "rating: N", "I'd give it N"; a reply that starts with a number; then every other number 1-10
+    (digits or words) left after removing the scale ("1 to 10"), timestamps and durations.
+    """
+    if response is None or not str(response).strip():
+        return Rating(None, "empty reply")
+    text = _clean(str(response))
+    m = _ONLY_NUMBER.match(text)
+    if m:
+        return _rating_verdict([float(m.group(1))], "number only")
+    for pattern, how in ((_OUT_OF_TEN, "'N/10' statement"), (_STATED, "explicit rating statement")):
+        verdict = _rating_verdict([float(x) for x in pattern.findall(_SCALE.sub(" ", text) if pattern is _STATED
+                                                                     else text)], how)
+        if verdict:
+            return verdict
+    rest = _SCALE.sub(" ", text)
+    m = _LEADING_NUMBER.match(rest)
+    if m:
+        return _rating_verdict([float(m.group(1))], "leading number")
+    numbers = _numbers(_ANY_NUMBER.findall(rest))
+    return _rating_verdict(numbers, "number mentions") or Rating(None, "no rating from 1 to 10 found")
+
+
+def pair_outcome(original: float, swapped: float) -> float:
+    """An item's score: 1 when the original's rating is higher, 0.5 on a tie, 0 when the swapped one's is."""
+    return 1.0 if original > swapped else 0.5 if original == swapped else 0.0
+
+
+def sign_test_p(wins: int, losses: int) -> float | None:
+    """Two-sided exact sign test of wins vs losses (ties left out); None when there are neither."""
+    n = wins + losses
+    if n == 0:
+        return None
+    tail = sum(math.comb(n, k) for k in range(0, min(wins, losses) + 1)) / 2 ** n
+    return min(1.0, 2 * tail)
+
+
+def pair_accuracy(items: Iterable[Mapping]) -> dict:
+    """Accuracy (ties half), strict accuracy, tie and invalid rates, mean ratings of scored pair items.
+
+    Each item has ``outcome`` (1, 0.5, 0, or None when a rating is invalid: counted as 0, as an
+    invalid MC answer counts as wrong) and ``ratings`` ({"original", "swapped"}, None when invalid).
+    """
+    items = list(items)
+    n = len(items)
+    valid = [i for i in items if i["outcome"] is not None]
+    points = sum(i["outcome"] for i in valid)
+    wins = sum(i["outcome"] == 1.0 for i in valid)
+    ties = sum(i["outcome"] == 0.5 for i in valid)
+    losses = len(valid) - wins - ties
+    ci = wilson_interval(points, n)  # the tie-halved score read as a proportion
+
+    def mean(variant: str) -> float | None:
+        return _mean([float(i["ratings"][variant]) for i in valid])
+
+    return {
+        "accuracy": points / n if n else None, "ci95": list(ci) if ci else None,
+        "strict_accuracy": wins / n if n else None, "tie_rate": ties / n if n else None,
+        "invalid_rate": (n - len(valid)) / n if n else None,
+        "accuracy_valid": points / len(valid) if valid else None,
+        "n": n, "wins": wins, "ties": ties, "losses": losses, "invalid": n - len(valid),
+        "sign_test_p": sign_test_p(wins, losses), "chance": 0.5,
+        "mean_rating": {"original": mean("original"), "swapped": mean("swapped")},
+    }

@@ -7,10 +7,11 @@ import argparse
 
 def register(cli) -> None:
     """Add the `predict` verb."""
-    p = cli.command("predict", help="run a model over HarmonySet-MC or -OE; resumable JSON Lines predictions",
+    p = cli.command("predict", help="run a model over HarmonySet-MC, -OE or swap pairs; resumable predictions",
                     run=_run)
     p.add_argument("--data", required=True, help="Hub folder or repo id (as for load_dataset)")
-    p.add_argument("--config", required=True, choices=["mc", "oe"])
+    p.add_argument("--config", required=True, choices=["mc", "oe", "pair"],
+                   help="pair: the 1-10 music-fit rating of each version in a `harmonyset derive swap` folder")
     from ..models import available_models
 
     p.add_argument("--model", required=True, help=f"a registered model: {', '.join(available_models())}")

@@ -16,6 +16,8 @@ MODELS: dict[str, str] = {
     "baseline-random": "harmonyset_hf.models.baselines:RandomBaseline",
     "baseline-longest": "harmonyset_hf.models.baselines:LongestOptionBaseline",
     "baseline-generic": "harmonyset_hf.models.baselines:GenericAnswerBaseline",
+    "baseline-frames": "harmonyset_hf.models.pair_raters:FramesOnlyRater",
+    "baseline-sync": "harmonyset_hf.models.pair_raters:SyncRater",
     "qwen2_5_omni": "harmonyset_hf.models.qwen2_5_omni:QwenOmniModel",
     "tiny": "harmonyset_hf.models.qwen2_5_omni:TinyOmniModel",
     "openai-api": "harmonyset_hf.models.openai_api:OpenAIChatModel",
