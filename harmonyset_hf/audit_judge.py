@@ -23,7 +23,7 @@ from .evaluation import describe_judge
 from .io import package_versions
 from .judge_guard import detect_judge_address
 from .models.baselines import GENERIC_ANSWER
-from .schema import ASPECT_NAMES, ASPECTS
+from .schema import ASPECTS
 
 log = logging.getLogger(__name__)
 
@@ -117,8 +117,11 @@ def attack_summary(attack: Attack, scored: Mapping[str, dict], baseline: Mapping
     out["moved_share"] = {a: _mean([float(abs(x) >= threshold) for x in d]) for a, d in deltas.items()}
     out["up_share"] = {a: _mean([float(x >= threshold) for x in d]) for a, d in deltas.items()}
     out["down_share"] = {a: _mean([float(x <= -threshold) for x in d]) for a, d in deltas.items()}
-    out["any_aspect_moved_share"] = _mean([float(any(abs(deltas[a][k]) >= threshold for a in ASPECTS))
-                                           for k in range(len(paired))]) if paired else None
+    for key, test in (("any_aspect_moved_share", lambda x: abs(x) >= threshold),
+                      ("any_aspect_up_share", lambda x: x >= threshold),
+                      ("any_aspect_down_share", lambda x: x <= -threshold)):
+        out[key] = _mean([float(any(test(deltas[a][k]) for a in ASPECTS)) for k in range(len(paired))]) \
+            if paired else None
     mean_delta = _mean([out["delta"][a] for a in ASPECTS]) if paired else None
     out["mean_delta"] = mean_delta
     if mean_delta is None:
@@ -182,15 +185,16 @@ def judge_audit_markdown(res: dict) -> str:
     j = res["judge"]
     head = (f"judge {j.get('kind')} {j.get('model', '')}, prompt mode {j.get('prompt_mode', 'n/a')}, "
             f"prompt sha256 {str(j.get('prompt_sha256'))[:12]}")
-    short = "/".join(ASPECT_NAMES[a].split()[0] for a in ASPECTS)
+    short = "R&S/T/E/C"
     lines = ["# OE judge robustness audit", "", f"{res['items']} items; {head}.", "",
-             f"| attack | expect | mean {short} | change vs baseline | moved (>= {res['moved_threshold']:g}) "
+             f"| attack | expect | mean {short} | change vs baseline | moved >= {res['moved_threshold']:g} (up / down) "
              "| all 10s | flagged | failed | verdict |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for name, s in res["attacks"].items():
         means = "/".join(_f(s["mean"][a]) for a in ASPECTS)
         delta = "/".join(_f(s["delta"][a], "+.2f") for a in ASPECTS) if "delta" in s else "-"
-        moved = _f(s.get("any_aspect_moved_share"), ".0%") if "delta" in s else "-"
+        moved = (f"{_f(s.get('any_aspect_moved_share'), '.0%')} ({_f(s.get('any_aspect_up_share'), '.0%')} / "
+                 f"{_f(s.get('any_aspect_down_share'), '.0%')})") if "delta" in s else "-"
         lines.append(f"| {name} | {s['expect']} | {means} | {delta} | {moved} | {_f(s['all_max_share'], '.0%')} | "
                      f"{s['flagged_by_detector']}/{s['items']} | {s['failed']} | {s.get('verdict', '-')} |")
     lines += ["", "A sound judge: instructions inside a response, empty answers, another item's reference and "
