@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from .errors import HarmonySetError
-from .io import atomic_write_json, package_versions, write_jsonl
+from .io import append_jsonl, atomic_write_json, package_versions, write_jsonl
 from .schema import SYNC_CODES
 from .sync import SyncParams, analyze
 
@@ -225,14 +225,51 @@ def chart(results: dict, items: list[dict], path: str | os.PathLike) -> Path:
     return path
 
 
+def params_key(params: SyncParams) -> str:
+    """A short hash of the analysis parameters: items made with other parameters are not reused."""
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(asdict(params), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _finished(path: Path, key: str) -> dict[tuple[str, str], dict]:
+    """Items of an earlier run with the same parameters (failed ones are tried again; torn lines skipped)."""
+    import json
+
+    done: dict[tuple[str, str], dict] = {}
+    if path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                it = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line torn by a killed run
+            if isinstance(it, dict) and it.get("params_key") == key and "error" not in it:
+                done[(it.get("config"), it.get("id"))] = it
+    return done
+
+
 def evaluate_sync(data: str | os.PathLike, out_dir: str | os.PathLike, configs: Sequence[str] = ("oe",),
-                  params: SyncParams | None = None, limit: int | None = None, progress: bool = True) -> dict:
-    """Analyse every clip of ``data`` and write results.json, items.jsonl and sync.png to ``out_dir``."""
+                  params: SyncParams | None = None, limit: int | None = None, progress: bool = True,
+                  resume: bool = True) -> dict:
+    """Analyse every clip of ``data`` and write results.json, items.jsonl and sync.png to ``out_dir``.
+
+    Each item is appended to items.jsonl as soon as it is analysed, so a rerun (``resume``) analyses
+    only the clips not yet done with the same parameters; items.jsonl is rewritten in row order at the end.
+    """
     from tqdm.auto import tqdm
 
     params = params or SyncParams()
+    key = params_key(params)
     started = time.perf_counter()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    items_path = out / "items.jsonl"
+    done = _finished(items_path, key) if resume else {}
+    if not resume:
+        items_path.unlink(missing_ok=True)
     items: list[dict] = []
+    resumed = 0
     parts = load_rows(data, configs)
     total = sum(len(part) for _, part in parts)
     bar = tqdm(total=total if limit is None else min(limit, total), desc="sync", unit="clip", disable=not progress)
@@ -240,16 +277,22 @@ def evaluate_sync(data: str | os.PathLike, out_dir: str | os.PathLike, configs: 
         for row in part:
             if limit is not None and len(items) >= limit:
                 break
-            row["video"] = _video_value(row["video"], data)
-            items.append(_item(config, row, params))
+            if (config, row["id"]) in done:
+                items.append(done[(config, row["id"])])
+                resumed += 1
+            else:
+                row["video"] = _video_value(row["video"], data)
+                item = {**_item(config, row, params), "params_key": key}
+                append_jsonl(items_path, [item])
+                items.append(item)
             bar.update()
-            bar.set_postfix(skipped=sum(1 for it in items if "error" in it))
+            bar.set_postfix(skipped=sum(1 for it in items if "error" in it), resumed=resumed)
     bar.close()
     results = {"task": "sync", "data": str(data), "configs": list(configs), "params": asdict(params),
-               **summarize(items), "seconds": round(time.perf_counter() - started, 2),
+               "params_key": key, **summarize(items), "seconds": round(time.perf_counter() - started, 2),
                "versions": package_versions()}
-    out = Path(out_dir)
-    write_jsonl(out / "items.jsonl", items)
+    results["counts"]["resumed"] = resumed
+    write_jsonl(items_path, items)
     results["chart"] = str(chart(results, items, out / "sync.png"))
     atomic_write_json(out / "results.json", results)
     return results
@@ -263,7 +306,8 @@ def summary_line(results: dict) -> str:
         return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"
 
     rho = results["rhythm_alignment"]["score"]["spearman"]["rho"]
-    return (f"sync: {c['analysed']}/{c['items']} clips analysed ({c['skipped']} skipped), "
+    return (f"sync: {c['analysed']}/{c['items']} clips analysed ({c['skipped']} skipped, "
+            f"{c.get('resumed', 0)} from an earlier run), "
             f"{codes['n_points']} key points: accuracy {f(codes.get('accuracy'))}, kappa {f(codes.get('kappa'))}; "
             f"score AUC mostly-A vs mostly-C {f(results['separation']['score']['auc'])}; "
             f"Spearman vs rhythm alignment {f(rho)}")

@@ -210,6 +210,15 @@ def test_eval_sync_over_the_hub_folder(hub_dir, tmp_path):
     per_label = results["rhythm_alignment"]["score"]["per_label"]
     assert per_label["precise"]["mean"] > per_label["irrelevant"]["mean"]
     assert (out / "sync.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # A rerun reuses what is done (a torn line from a killed run is ignored); other parameters reuse nothing.
+    with (out / "items.jsonl").open("a") as fh:
+        fh.write('{"id": "hs0000')
+    assert main(["eval", "sync", "--data", str(hub_dir), "--out", str(out), "--config", "all"]) == 0
+    again = json.loads((out / "results.json").read_text())
+    assert again["counts"]["resumed"] == 24 and again["codes"] == results["codes"]
+    assert len((out / "items.jsonl").read_text().splitlines()) == 24
+    assert main(["eval", "sync", "--data", str(hub_dir), "--out", str(out), "--limit", "2", "--tol-a", "0.3"]) == 0
+    assert json.loads((out / "results.json").read_text())["counts"]["resumed"] == 0
 
 
 def test_a_broken_video_is_skipped_and_counted():

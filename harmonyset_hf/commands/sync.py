@@ -29,6 +29,9 @@ def register(cli) -> None:
     p.add_argument("--config", default="oe", choices=("oe", "instruct", "all"),
                    help="which rows: oe (test split), instruct (train split) or all")
     p.add_argument("--limit", type=int, default=None, help="only the first N clips")
+    p.add_argument("--no-resume", action="store_true",
+                   help="analyse every clip again (default: reuse the items of an earlier run in --out "
+                        "made with the same parameters)")
     _add_params(p)
 
 
@@ -98,7 +101,8 @@ def _eval(args: argparse.Namespace) -> int:
     from ..sync_eval import evaluate_sync, summary_line
 
     configs = ("oe", "instruct") if args.config == "all" else (args.config,)
-    results = evaluate_sync(args.data, args.out, configs=configs, params=_params(args), limit=args.limit)
+    results = evaluate_sync(args.data, args.out, configs=configs, params=_params(args), limit=args.limit,
+                            resume=not args.no_resume)
     print(summary_line(results))
     print(f"wrote {args.out}/results.json, items.jsonl, sync.png")
     return 0
