@@ -253,9 +253,25 @@ def test_audit_judge_hardened_resists_the_same_obedient_judge(hub_dir, tmp_path)
     assert not set(INJECTIONS) & {w["attack"] for w in hardened["weaknesses"]}
     for res in (paper, hardened):
         assert res["attacks"]["baseline"]["flagged_by_detector"] == 0
+        assert res["attacks"]["reference-copy"]["flagged_by_detector"] == 0  # real annotations are not flagged
         assert res["attacks"]["reference-copy"]["verdict"] == "ok"  # a copy of the reference is rewarded
         assert res["attacks"]["reference-copy"]["mean"]["theme"] == 10.0
         assert res["failed"] == 0
+
+
+def test_audit_judge_counts_failed_items_and_pairs_without_them(hub_dir, tmp_path):
+    out = tmp_path / "judge-faults"
+    with FakeOpenAIServer() as server:  # the padding response of every item gets an unparsable reply, 3 asks
+        server.inject("reply", times=3 * 2, match="cultural relevance of the music to the",
+                      text="no scores here")
+        assert main(["audit", "judge", "--data", str(hub_dir), "--out", str(out), "--judge-model", "overlap",
+                     "--judge-base-url", server.base_url, "--cache", str(tmp_path / "cache"), "--limit", "2"]) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["failed"] == 2 and res["attacks"]["padding"]["failed"] == 2
+    assert res["attacks"]["padding"]["scored"] == res["attacks"]["padding"]["paired"] == 0
+    assert res["attacks"]["padding"]["verdict"] == "n/a" and res["attacks"]["baseline"]["failed"] == 0
+    items = read_jsonl(out / "items.jsonl")
+    assert sum(it["status"] == "failed" for it in items) == 2
 
 
 def test_audit_judge_embedding(hub_dir, tmp_path):
