@@ -329,6 +329,47 @@ def test_validate_annotation():
     assert validate_annotation("", RECORD) == ["the reply is empty"]
 
 
+def test_describe_skips_fails_and_resumes(mini_dir, tmp_path):
+    from harmonyset_hf.annotation.describe import Describer, read_annotations, read_metadata_files
+    from harmonyset_hf.llm import LLMClient
+
+    release = _release(mini_dir)
+    ids = sorted(release)[:3]
+    records = [{"id": i, "sync": release[i]["sync"], "labels": release[i]["labels"], "review": [],
+                "sync_points": [p.as_dict() for p in parse_sync(release[i]["sync"])]} for i in ids]
+    records[2] = {**records[2], "labels": {**records[2]["labels"], "music_pace": None},
+                  "review": ["music_pace: no majority (fast / slow / medium)"]}
+    metas = read_metadata_files([mini_dir / "release" / "HarmonySet_Train.json",
+                                 mini_dir / "release" / "HarmonySet_Test.json"])
+    metas[ids[1]] = {**metas[ids[1]], "video": "missing.mp4"}
+    out = tmp_path / "annotations.jsonl"
+    with FakeOpenAIServer(reply=annotator_reply) as srv:
+        client = LLMClient(model="m", base_url=srv.base_url, api_key="k", cache_dir=str(tmp_path / "cache"),
+                           max_attempts=1)
+        describer = Describer(client, frames=2, max_attempts=1)
+        todo, skipped = describer.plan(records, metas, mini_dir / "videos")
+        assert [t[0]["id"] for t in todo] == ids[:1]
+        why = {s["id"]: s["error"] for s in skipped}
+        assert "'missing.mp4' not found" in why[ids[1]] and "in the review queue" in why[ids[2]]
+        srv.inject("500", times=1)  # the call fails for good (1 attempt): the item is failed, not written
+        first = describer.run(todo, out, progress=False)
+        assert first["failed"] == 1 and read_annotations(out) == {}
+        # with one ask only, an invalid first reply fails the item and the reasons are kept
+        second = describer.run(todo, out, progress=False)
+        flawed_first_reply = len(release[ids[0]]["metadata"]["title"]) % 3 != 2  # see annotator_reply
+        assert second["failed"] == flawed_first_reply
+        last = list(read_jsonl(out))[-1]
+        assert bool(last["annotation"]) != flawed_first_reply
+        if flawed_first_reply:
+            assert last["error"].startswith("invalid reply") and last["last_reply"]
+        describer.max_attempts = 3
+        third = describer.run(todo, out, progress=False)
+        assert set(read_annotations(out)) == set(ids[:1]) and third["failed"] == 0
+        served = srv.total_served
+        assert describer.run(todo, out, progress=False)["already_done"] == 1 and srv.total_served == served
+        client.close()
+
+
 # --------------------------------------------------------------------------------------------
 # MC
 # --------------------------------------------------------------------------------------------

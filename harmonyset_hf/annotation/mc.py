@@ -153,6 +153,14 @@ def rebalance(questions: Sequence[dict[str, Any]], seed: int = 0) -> list[dict[s
     return out
 
 
+@functools.cache
+def _encoder(device: str) -> Any:
+    """The offline judge's MiniLM encoder, loaded once per process and device."""
+    from ..judge import EmbeddingJudge
+
+    return EmbeddingJudge(device=device)._encoder()
+
+
 class MCCurator:
     """Curates MC questions with an OpenAI-compatible LLM: parsed, validated, re-asked, cached."""
 
@@ -176,9 +184,7 @@ class MCCurator:
         if not pairs:
             return []
         if self._encoder is None:
-            from ..judge import EmbeddingJudge
-
-            self._encoder = EmbeddingJudge(device=self.device)._encoder()
+            self._encoder = _encoder(self.device)
         texts = sorted({t for p in pairs for t in p})
         emb = self._encoder.encode(texts, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
         vec = dict(zip(texts, emb))
