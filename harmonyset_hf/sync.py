@@ -109,7 +109,7 @@ class SyncAnalysis:
     beats: list[float]
     tempo_bpm: float
     matches: list[Match]
-    key_points: list[KeyPoint]
+    key_points: list[KeyPoint]   # the given key times, or every detected cut when none were given
     score: float | None          # mean credit over detected cuts (None: no cut)
     key_score: float | None      # mean credit over the key timestamps (None: none given)
     beat_hit_rate: float | None  # share of cuts within beat_tolerance of a beat
@@ -422,13 +422,12 @@ def align(cuts: list[Cut], changes: list[MusicChange], beats: list[float], key_t
         return None if n is None else abs(n - t)
 
     score = float(np.mean([credit(dist(t), params) for t in cut_t])) if cut_t else None
-    key_points, key_score = [], None
-    if key_times:
-        for i, t in enumerate(key_times):
-            n = _nearest(t, change_t)
-            human = human_codes[i] if human_codes and i < len(human_codes) else None
-            key_points.append(KeyPoint(float(t), code_for(dist(t), params), n, None if n is None else n - t, human))
-        key_score = float(np.mean([credit(dist(k.time), params) for k in key_points]))
+    key_points = []
+    for i, t in enumerate(key_times if key_times is not None else cut_t):  # no key times given: every cut
+        n = _nearest(t, change_t)
+        human = human_codes[i] if human_codes and i < len(human_codes) else None
+        key_points.append(KeyPoint(float(t), code_for(dist(t), params), n, None if n is None else n - t, human))
+    key_score = float(np.mean([credit(dist(k.time), params) for k in key_points])) if key_times else None
     hit = chance = None
     beat_t = np.asarray(beats)
     if cut_t and beat_t.size >= 2:

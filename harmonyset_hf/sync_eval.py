@@ -154,8 +154,9 @@ def _majority(codes: Sequence[str], code: str) -> bool:
 def summarize(items: list[dict]) -> dict:
     """The agreement numbers of analysed items (see the module docstring)."""
     ok = [it for it in items if "error" not in it]
-    truth = [h for it in ok for h in it["human_codes"]]
-    pred = [p for it in ok for p in it["predicted_codes"]]
+    # Items without human key points carry codes of their detected cuts: only human points are compared.
+    pairs = [(h, p) for it in ok if it["human_codes"] for h, p in zip(it["human_codes"], it["predicted_codes"])]
+    truth, pred = [h for h, _ in pairs], [p for _, p in pairs]
     codes: dict[str, Any] = {"n_points": len(truth), "labels": list(CODES)}
     if truth:
         m = confusion_matrix(truth, pred)

@@ -87,7 +87,9 @@ def test_hand_made_clip_cuts_change_and_codes(clip):
     a = sync.analyze(clip, key_times=[2.0, 5.0, 4.0])
     # 25 fps analysed at 15 fps: a cut is placed between the last old and the first new frame seen
     assert len(a.cuts) == 2 and all(abs(c.time - t) <= 1 / 15 for c, t in zip(a.cuts, [2.0, 5.0]))
-    assert sync.analyze(clip, fps=30).cuts[0].time == pytest.approx(2.0, abs=1e-6)  # every frame: exact
+    every_frame = sync.analyze(clip, fps=30)
+    assert every_frame.cuts[0].time == pytest.approx(2.0, abs=1e-6)  # every frame analysed: exact
+    assert every_frame.codes == ["C", "A"] and every_frame.key_score is None  # no key times: one code per cut
     assert len(a.music_changes) == 1
     assert abs(a.music_changes[0].time - 5.0) <= 0.05
     assert a.codes == ["C", "A", "B"]
@@ -106,6 +108,7 @@ def test_steady_music_gives_no_change_and_code_c(tmp_path):
     assert len(a.cuts) == 1 and a.music_changes == []
     assert a.codes == ["C"] and a.score == 0.0 and a.matches == []
     assert a.key_points[0].nearest_change is None
+    assert sync.analyze(path).codes == ["C"]
 
 
 def test_a_dissolve_is_one_gradual_transition_at_its_centre(tmp_path):
