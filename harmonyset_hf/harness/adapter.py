@@ -63,11 +63,46 @@ def batch_size_of(value: Any) -> int:
     return max(1, int(text)) if text.isdigit() else DEFAULT_BATCH
 
 
+def usable_device(device: Any) -> str | None:
+    """The harness's device, or None (the model's own choice) for CUDA on a machine without it."""
+    if device in (None, ""):
+        return None
+    device = str(device)
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            log.warning("device %s: no CUDA here, the model picks its device", device)
+            return None
+    return device
+
+
+def constructor_params(name: str) -> set[str]:
+    """The keyword parameters the registry model ``name``'s class takes (empty when unknown)."""
+    import importlib
+    import inspect
+
+    target = MODELS.get(name)
+    if not target:
+        return set()
+    module_name, _, class_name = target.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module_name), class_name)
+        params = set()
+        for klass in cls.__mro__:  # subclasses passing **kwargs on to their parent's options
+            init = klass.__dict__.get("__init__")
+            if init is not None:
+                params |= set(inspect.signature(init).parameters) - {"self", "args", "kwargs"}
+        return params
+    except (ImportError, AttributeError, TypeError, ValueError):
+        return set()
+
+
 class RegistryDispatcher:
     """Runs registry models (``harmonyset_hf.models``) on harness requests."""
 
     def __init__(self, model: str | None = None, mc: str | None = None, oe: str | None = None,
-                 batch_size: Any = None, **model_kwargs: Any):
+                 batch_size: Any = None, device: Any = None, **model_kwargs: Any):
         if model is None and mc is None and oe is None:
             from ..models import ModelError
 
@@ -76,6 +111,8 @@ class RegistryDispatcher:
         self.names = {"mc": mc or model, "oe": oe or model}
         self.model_kwargs = model_kwargs
         self.batch_size = batch_size_of(batch_size)
+        # The harness's --batch_size and --device reach models whose constructor takes them.
+        self.harness_options = {"batch_size": self.batch_size, "device": usable_device(device)}
         self._models: dict[str, Any] = {}
 
     def model_for(self, config: str) -> Any:
@@ -86,7 +123,10 @@ class RegistryDispatcher:
 
             raise ModelError(f"no model answers HarmonySet-{config.upper()} here: pass {config}=<model name>")
         if name not in self._models:
-            self._models[name] = get_model(name, **self.model_kwargs)
+            accepted = constructor_params(name)
+            extra = {k: v for k, v in self.harness_options.items()
+                     if v is not None and k in accepted and k not in self.model_kwargs}
+            self._models[name] = get_model(name, **extra, **self.model_kwargs)
         model = self._models[name]
         check_model_config(model, config)
         return model
@@ -105,19 +145,21 @@ class RegistryDispatcher:
         by_config: dict[str, list[int]] = {}
         for i, req in enumerate(requests):
             by_config.setdefault(doc_config(req.doc), []).append(i)
-        bar = tqdm(total=len(requests), desc="harmonyset generate", unit="item")
-        for config, indices in by_config.items():
-            model = self.model_for(config)
-            for start in range(0, len(indices), self.batch_size):
-                chunk = indices[start:start + self.batch_size]
-                rows = [self._row(requests[i], model) for i in chunk]
-                out = model.generate(rows, [requests[i].prompt for i in chunk])
-                if len(out) != len(chunk):
-                    raise RuntimeError(f"{model.name} returned {len(out)} replies for {len(chunk)} rows")
-                for i, reply in zip(chunk, out):
-                    replies[i] = truncate(str(reply), requests[i].until)
-                bar.update(len(chunk))
-        bar.close()
+        models = {config: self.model_for(config) for config in by_config}  # a mismatch fails before any work
+        with tqdm(total=len(requests), desc=f"harmonyset {self.name}", unit="item") as bar:
+            for config, indices in by_config.items():
+                model = models[config]
+                for start in range(0, len(indices), self.batch_size):
+                    chunk = indices[start:start + self.batch_size]
+                    rows = [self._row(requests[i], model) for i in chunk]
+                    out = model.generate(rows, [requests[i].prompt for i in chunk])
+                    if len(out) != len(chunk):
+                        raise RuntimeError(f"{model.name} returned {len(out)} replies for {len(chunk)} rows")
+                    for i, reply in zip(chunk, out):
+                        replies[i] = truncate(str(reply), requests[i].until)
+                    bar.update(len(chunk))
+        log.info("harmonyset %s: %d replies (%s)", self.name, len(requests),
+                 ", ".join(f"{len(v)} {k.upper()}" for k, v in by_config.items()))
         return [r or "" for r in replies]
 
     @staticmethod

@@ -23,8 +23,7 @@ class HarmonySetLM(LM):
 
     def __init__(self, batch_size: Any = None, max_batch_size: Any = None, device: Any = None, **kwargs: Any):
         super().__init__()
-        # lm-eval always passes its --device (default cuda:0); models take a device only from --model_args.
-        self.dispatcher = RegistryDispatcher(batch_size=batch_size, **{**self.DEFAULTS, **kwargs})
+        self.dispatcher = RegistryDispatcher(batch_size=batch_size, device=device, **{**self.DEFAULTS, **kwargs})
 
     @property
     def tokenizer_name(self) -> str:

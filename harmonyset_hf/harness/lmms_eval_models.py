@@ -43,8 +43,7 @@ def _base_class() -> type:
 
         def __init__(self, batch_size: Any = None, device: Any = None, **kwargs: Any):
             super().__init__()
-            # lmms-eval passes its --device; models take a device only from --model_args.
-            self.dispatcher = RegistryDispatcher(batch_size=batch_size, **{**self.DEFAULTS, **kwargs})
+            self.dispatcher = RegistryDispatcher(batch_size=batch_size, device=device, **{**self.DEFAULTS, **kwargs})
 
         def generate_until(self, requests: list[Any]) -> list[str]:
             """One reply per request; ``args`` are ``(context, gen_kwargs, doc_to_visual, doc_id, task, split)``."""

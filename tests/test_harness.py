@@ -1,0 +1,288 @@
+"""HarmonySet-MC/OE inside lm-eval and lmms-eval: the real commands on HarmonySet-mini, numbers equal `harmonyset eval`.
+
+Each harness run is a subprocess of the installed console script (`harmonyset-lm-eval`, `lmms-eval`),
+offline, with MC and OE in one run. The replies the harness logged (`--log_samples`) are written
+as our predictions and scored by `harmonyset eval mc|oe`; the harness's own metrics must match.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harmonyset_hf.cli import main as harmonyset_main
+from harmonyset_hf.io import write_jsonl
+from harmonyset_hf.predict import load_split
+from harmonyset_hf.prompting import mc_prompt, oe_prompt
+from harmonyset_hf.schema import ASPECTS
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+LM_TASKS = REPO / "tasks" / "lm_eval"
+LMMS_TASKS = REPO / "tasks" / "lmms_eval"
+MC_TASKS = [f"harmonyset_mc_{a}" for a in ASPECTS]
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------------------------
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HARMONYSET_JUDGE", "HARMONYSET_DATA"))}
+    env.update(HF_DATASETS_OFFLINE="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_HUB_DISABLE_TELEMETRY="1",
+               WANDB_MODE="disabled", TOKENIZERS_PARALLELISM="false", HF_DATASETS_CACHE=str(tmp_path / "hf-datasets"))
+    env.update(extra)
+    return env
+
+
+def _run(argv: list, env: dict, timeout: int = 900) -> subprocess.CompletedProcess:
+    proc = subprocess.run([str(a) for a in argv], env=env, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, f"{argv[0]} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+    return proc
+
+
+def _one(paths: list[Path], what: str) -> Path:
+    assert len(paths) == 1, f"expected one {what}, found {[str(p) for p in paths]}"
+    return paths[0]
+
+
+def _jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _harmonyset_eval(config: str, hub_dir: Path, predictions: dict[str, str], out: Path, *judge: str) -> dict:
+    key = "question_id" if config == "mc" else "id"
+    preds = out / f"{config}_predictions.jsonl"
+    write_jsonl(preds, [{key: k, "response": v, "model": "harness"} for k, v in predictions.items()])
+    assert harmonyset_main(["eval", config, "--data", str(hub_dir), "--predictions", str(preds),
+                            "--out", str(out / config), *map(str, judge)]) == 0
+    return json.loads((out / config / "results.json").read_text())
+
+
+def _check_mc(results: dict, mc: dict, ours: dict) -> None:
+    """The harness's MC numbers (per aspect task and the group) equal `harmonyset eval mc`."""
+    for aspect, task in zip(ASPECTS, MC_TASKS):
+        got = results["results"][task]
+        if not ours["aspects"][aspect]["n"]:
+            continue
+        assert got["accuracy,none"] == pytest.approx(ours["aspects"][aspect]["accuracy"], abs=1e-12), task
+        assert got["invalid_rate,none"] == pytest.approx(ours["aspects"][aspect]["invalid_rate"], abs=1e-12), task
+    group = results["groups"]["harmonyset_mc"] if "harmonyset_mc" in results.get("groups", {}) \
+        else results["results"]["harmonyset_mc"]
+    assert group["accuracy,none"] == pytest.approx(ours["overall"]["accuracy"], abs=1e-12)
+    assert group["invalid_rate,none"] == pytest.approx(ours["overall"]["invalid_rate"], abs=1e-12)
+    assert ours["counts"]["scored"] == len(mc) and ours["counts"]["unknown_predictions"] == 0
+
+
+def _check_oe(results: dict, oe: dict, ours: dict) -> None:
+    """The harness's OE judge means equal `harmonyset eval oe` with the same judge."""
+    got = results["results"]["harmonyset_oe"]
+    assert ours["counts"]["scored"] + ours["counts"]["failed"] == len(oe)
+    for aspect in ASPECTS:
+        assert got[f"{aspect},none"] == pytest.approx(ours["overall"][aspect], abs=1e-9), aspect
+    assert got["failed,none"] == ours["counts"]["failed"]
+
+
+def _lm_eval_outputs(out: Path, hub_dir: Path) -> tuple[dict, dict[str, str], dict[str, str]]:
+    """(results, MC replies by question_id, OE replies by id) from lm-eval's output folder."""
+    results = json.loads(_one(sorted(out.rglob("results_*.json")), "lm-eval results file").read_text())
+    rows = {r["question_id"]: r for r in load_split(hub_dir, "mc", media=True)}
+    oe_rows = {r["id"]: r for r in load_split(hub_dir, "oe", media=True)}
+    mc: dict[str, str] = {}
+    for task in MC_TASKS:
+        for s in _jsonl(_one(sorted(out.rglob(f"samples_{task}_*.jsonl")), f"{task} samples")):
+            row = rows[s["doc"]["question_id"]]
+            args = s["arguments"]["gen_args_0"]
+            assert args["arg_0"] == mc_prompt(row)  # the prompt is prompting.py's, nothing added
+            assert args["arg_2"]["visual"] == [row["video"]["path"]]  # the mp4 (video + its music)
+            assert s["doc"]["aspect"] == task.rsplit("_", 1)[1]
+            mc[row["question_id"]] = s["filtered_resps"][0]
+    oe: dict[str, str] = {}
+    for s in _jsonl(_one(sorted(out.rglob("samples_harmonyset_oe_*.jsonl")), "OE samples")):
+        row = oe_rows[s["doc"]["id"]]
+        assert s["arguments"]["gen_args_0"]["arg_0"] == oe_prompt(row)
+        oe[row["id"]] = s["filtered_resps"][0]
+    return results, mc, oe
+
+
+def _lmms_eval_outputs(out: Path, hub_dir: Path) -> tuple[dict, dict[str, str], dict[str, str]]:
+    """(results, MC replies by question_id, OE replies by id) from lmms-eval's output folder."""
+    results = json.loads(_one(sorted(out.rglob("*_results.json")), "lmms-eval results file").read_text())
+    every = load_split(hub_dir, "mc")
+    mc: dict[str, str] = {}
+    for task, aspect in zip(MC_TASKS, ASPECTS):
+        docs = [r for r in every if r["aspect"] == aspect]  # the task's docs, in load order
+        for s in _jsonl(_one(sorted(out.rglob(f"*_samples_{task}.jsonl")), f"{task} samples")):
+            row = docs[s["doc_id"]]
+            assert s["input"] == mc_prompt(row) and s["target"] == row["answer"]
+            reply = s["filtered_resps"]
+            mc[row["question_id"]] = reply[0] if isinstance(reply, list) else reply
+    oe_rows = load_split(hub_dir, "oe")
+    oe: dict[str, str] = {}
+    for s in _jsonl(_one(sorted(out.rglob("*_samples_harmonyset_oe.jsonl")), "OE samples")):
+        row = oe_rows[s["doc_id"]]
+        assert s["input"] == oe_prompt(row)
+        reply = s["filtered_resps"]
+        oe[row["id"]] = reply[0] if isinstance(reply, list) else reply
+    return results, mc, oe
+
+
+# --------------------------------------------------------------------------------------------
+# Harness runs
+# --------------------------------------------------------------------------------------------
+def test_lm_eval_baseline_mc_and_oe_with_openai_judge(hub_dir, tmp_path):
+    """harmonyset-lm-eval: MC accuracy/invalid rate and OE judge means equal `harmonyset eval`."""
+    from openai_server import FakeOpenAIServer
+
+    out = tmp_path / "lm-eval"
+    with FakeOpenAIServer() as server:
+        metadata = {"data": str(hub_dir), "judge": "openai", "judge_model": "judge-test",
+                    "judge_base_url": server.base_url, "judge_cache": str(tmp_path / "judge-cache-harness")}
+        _run([BIN / "harmonyset-lm-eval", "--model", "harmonyset-baseline", "--include_path", LM_TASKS,
+              "--tasks", "harmonyset_mc,harmonyset_oe", "--metadata", json.dumps(metadata), "--log_samples",
+              "--output_path", out], _env(tmp_path, HARMONYSET_JUDGE_API_KEY="test-key"))
+        assert server.total_served == 8  # one judge call per OE item, made in the aggregation
+        results, mc, oe = _lm_eval_outputs(out, hub_dir)
+        assert len(mc) == len(load_split(hub_dir, "mc")) and len(oe) == len(load_split(hub_dir, "oe"))
+        ours_mc = _harmonyset_eval("mc", hub_dir, mc, tmp_path)
+        ours_oe = _harmonyset_eval("oe", hub_dir, oe, tmp_path, "--judge", "openai", "--judge-model", "judge-test",
+                                   "--judge-base-url", server.base_url, "--cache", tmp_path / "judge-cache-cli")
+    _check_mc(results, mc, ours_mc)
+    _check_oe(results, oe, ours_oe)
+    assert ours_mc["overall"]["accuracy"] is not None and ours_oe["counts"]["scored"] == 8
+    assert results["config"]["model"] == "harmonyset-baseline"
+
+
+def test_lmms_eval_baseline_mc_and_oe_with_embedding_judge(hub_dir, tmp_path):
+    """lmms-eval (our model through its entry point, data from $HARMONYSET_DATA): same numbers as `harmonyset eval`."""
+    out = tmp_path / "lmms-eval"
+    _run([BIN / "lmms-eval", "--model", "harmonyset-baseline", "--model_args", "mc=baseline-random,seed=3",
+          "--include_path", LMMS_TASKS, "--tasks", "harmonyset_mc,harmonyset_oe", "--log_samples",
+          "--output_path", out], _env(tmp_path, HARMONYSET_DATA=str(hub_dir), HARMONYSET_JUDGE="embedding"))
+    results, mc, oe = _lmms_eval_outputs(out, hub_dir)
+    assert len(mc) == len(load_split(hub_dir, "mc"))
+    ours_mc = _harmonyset_eval("mc", hub_dir, mc, tmp_path)
+    ours_oe = _harmonyset_eval("oe", hub_dir, oe, tmp_path, "--judge", "embedding")
+    _check_mc(results, mc, ours_mc)
+    _check_oe(results, oe, ours_oe)
+    assert set(mc.values()) <= set("ABCD")  # the seeded random baseline answered
+
+
+@pytest.mark.slow
+def test_tiny_model_in_both_harnesses(hub_dir, tmp_path):
+    """The tiny Qwen2.5-Omni (real frames + audio of each mp4) through both harnesses, --limit 2 per task."""
+    env = _env(tmp_path, HARMONYSET_DATA=str(hub_dir), HARMONYSET_JUDGE="embedding")
+    lm_out, lmms_out = tmp_path / "lm-eval", tmp_path / "lmms-eval"
+    _run([BIN / "harmonyset-lm-eval", "--model", "harmonyset", "--model_args", "model=tiny,frames=2",
+          "--include_path", LM_TASKS, "--tasks", "harmonyset_mc,harmonyset_oe", "--limit", "2",
+          "--batch_size", "4", "--device", "cpu", "--log_samples", "--output_path", lm_out], env)
+    _run([BIN / "lmms-eval", "--model", "harmonyset-tiny", "--model_args", "frames=2", "--include_path", LMMS_TASKS,
+          "--tasks", "harmonyset_mc,harmonyset_oe", "--limit", "2", "--log_samples", "--output_path", lmms_out], env)
+    for reader, out in ((_lm_eval_outputs, lm_out), (_lmms_eval_outputs, lmms_out)):
+        results, mc, oe = reader(out, hub_dir)
+        assert len(mc) == 2 * len(ASPECTS) and len(oe) == 2
+        rows = [r for r in load_split(hub_dir, "mc") if r["question_id"] in mc]
+        from harmonyset_hf.evaluation import evaluate_mc, evaluate_oe
+        from harmonyset_hf.judge import make_judge
+
+        ours_mc, _ = evaluate_mc(rows, mc)
+        _check_mc(results, mc, ours_mc)
+        ours_oe, _ = evaluate_oe([r for r in load_split(hub_dir, "oe") if r["id"] in oe], oe, make_judge("embedding"))
+        _check_oe(results, oe, ours_oe)
+
+
+@pytest.mark.slow
+def test_listing_commands_accept_our_task_folders(tmp_path):
+    """`lm-eval ls tasks` and `lmms-eval tasks subtasks` index our folders (run side by side)."""
+    env = _env(tmp_path)
+    commands = {"lm-eval": [BIN / "lm-eval", "ls", "tasks", "--include_path", LM_TASKS],
+                "lmms-eval": [BIN / "lmms-eval", "tasks", "subtasks", "--include-path", LMMS_TASKS]}
+    procs = {name: subprocess.Popen([str(a) for a in argv], env=env, cwd=REPO, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True) for name, argv in commands.items()}
+    for name, proc in procs.items():
+        stdout, stderr = proc.communicate(timeout=900)
+        assert proc.returncode == 0, f"{name}: {stderr[-3000:]}"
+        listed = {line.split("|")[1].strip() for line in stdout.splitlines() if line.startswith("|")
+                  and "harmonyset" in line}
+        for task in [*MC_TASKS, "harmonyset_oe"]:
+            assert task in listed, f"{name} does not list {task}"
+        assert any(f"{task}.yaml" in stdout for task in MC_TASKS)
+    validate = _run([BIN / "harmonyset-lm-eval", "validate", "--tasks", "harmonyset_mc,harmonyset_oe",
+                     "--include_path", LM_TASKS], env)
+    assert "All tasks found and valid" in validate.stdout
+
+
+# --------------------------------------------------------------------------------------------
+# In-process pieces (fast)
+# --------------------------------------------------------------------------------------------
+def test_data_source_and_judge_settings(monkeypatch):
+    from harmonyset_hf.errors import ConfigError
+    from harmonyset_hf.harness import tasks
+
+    monkeypatch.delenv("HARMONYSET_DATA", raising=False)
+    with pytest.raises(tasks.HarnessError, match="HARMONYSET_DATA"):
+        tasks.data_source({})
+    assert tasks.data_source({"data": "some/repo"}) == "some/repo"
+    monkeypatch.setenv("HARMONYSET_DATA", "/data/hub")
+    assert tasks.data_source(None) == "/data/hub"
+    with pytest.raises(ConfigError, match="API key"):
+        tasks.configure_judge({"judge_api_key": "sk-secret"})
+    with pytest.raises(ConfigError, match="unknown judge"):
+        tasks.make_harness_judge({"judge": "oracle"})
+
+
+def test_docs_and_scores_match_evaluation(hub_dir):
+    """Docs carry the mp4 path; per-question scores average to evaluate_mc's accuracy and invalid rate."""
+    from harmonyset_hf.evaluation import evaluate_mc
+    from harmonyset_hf.harness import tasks
+
+    docs = tasks.load_docs("mc", data=str(hub_dir))["test"]
+    rhythm = tasks.aspect_filter("rhythm")(docs)
+    assert len(rhythm) and set(rhythm["aspect"]) == {"rhythm"} and "video" not in rhythm.column_names
+    assert all(Path(p).is_file() and p.endswith(".mp4") for p in rhythm["video_path"])
+    replies = ["B", "The answer is C.", "A or B", "", "D. music", "not A", "(a)", "I pick option D"]
+    doc_list = docs.to_list()
+    preds = {d["question_id"]: replies[i % len(replies)] for i, d in enumerate(doc_list)}
+    scores = [tasks.mc_process_results(d, [preds[d["question_id"]]]) for d in doc_list]
+    ours, _ = evaluate_mc(load_split(hub_dir, "mc"), preds)
+    assert sum(s["accuracy"] for s in scores) / len(scores) == pytest.approx(ours["overall"]["accuracy"])
+    assert sum(s["invalid_rate"] for s in scores) / len(scores) == pytest.approx(ours["overall"]["invalid_rate"])
+    assert ours["overall"]["invalid"] > 0  # the invalid path is exercised
+    assert tasks.doc_to_text(doc_list[0], {"pre_prompt": "<p>", "post_prompt": "</p>"}) == \
+        f"<p>{mc_prompt(doc_list[0])}</p>"
+
+
+def test_dispatcher_routes_configs_and_refuses_mismatch():
+    from harmonyset_hf.errors import HarmonySetError
+    from harmonyset_hf.harness.adapter import HarnessRequest, RegistryDispatcher, truncate
+
+    mc_doc = {"id": "x", "question_id": "x:rhythm", "aspect": "rhythm", "question": "q?",
+              "options": ["a", "bb", "cccc", "d"], "answer": "C", "video_path": "/nowhere.mp4"}
+    oe_doc = {"id": "x", "instruction": "<video>\nDescribe.", "annotation": "ref", "video_path": "/nowhere.mp4"}
+    both = RegistryDispatcher(mc="baseline-longest", oe="baseline-generic")
+    replies = both.generate([HarnessRequest("p", mc_doc, [], []), HarnessRequest("p", oe_doc, [], ["\n"])])
+    assert replies[0] == "C" and replies[1] and "\n" not in replies[1]
+    assert truncate("abc\n\ndef", ["\n\n"]) == "abc" and truncate("abc", []) == "abc"
+    with pytest.raises(HarmonySetError, match="not 'oe'"):
+        RegistryDispatcher(model="baseline-random").generate([HarnessRequest("p", oe_doc, [], [])])
+
+
+def test_lmms_eval_entry_point_and_model_classes():
+    """Our names reach lmms-eval's registry through the installed entry point."""
+    from importlib.metadata import entry_points
+
+    from harmonyset_hf.harness import lmms_eval_models
+    from harmonyset_hf.models import MODELS
+
+    eps = {ep.name: ep.value for ep in entry_points(group="lmms_eval.models")}
+    assert eps.get("harmonyset") == "harmonyset_hf.harness.lmms_eval_models:manifests"
+    names = {m.model_id for m in lmms_eval_models.manifests()}
+    assert {"harmonyset", "harmonyset-baseline", *(f"harmonyset-{n}" for n in MODELS)} <= names
+    cls = getattr(lmms_eval_models, lmms_eval_models.class_name("harmonyset-baseline"))
+    from lmms_eval.api.model import lmms
+
+    assert issubclass(cls, lmms) and cls.is_simple and cls.DEFAULTS["oe"] == "baseline-generic"
