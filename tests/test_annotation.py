@@ -342,6 +342,7 @@ def test_describe_skips_fails_and_resumes(mini_dir, tmp_path):
     metas = read_metadata_files([mini_dir / "release" / "HarmonySet_Train.json",
                                  mini_dir / "release" / "HarmonySet_Test.json"])
     metas[ids[1]] = {**metas[ids[1]], "video": "missing.mp4"}
+    metas[ids[2]] = {**metas[ids[2]], "video": "../escape.mp4"}
     out = tmp_path / "annotations.jsonl"
     with FakeOpenAIServer(reply=annotator_reply) as srv:
         client = LLMClient(model="m", base_url=srv.base_url, api_key="k", cache_dir=str(tmp_path / "cache"),
@@ -350,7 +351,8 @@ def test_describe_skips_fails_and_resumes(mini_dir, tmp_path):
         todo, skipped = describer.plan(records, metas, mini_dir / "videos")
         assert [t[0]["id"] for t in todo] == ids[:1]
         why = {s["id"]: s["error"] for s in skipped}
-        assert "'missing.mp4' not found" in why[ids[1]] and "in the review queue" in why[ids[2]]
+        assert "'missing.mp4' not found" in why[ids[1]]
+        assert "in the review queue" in why[ids[2]] and "escapes the video root" in why[ids[2]]
         srv.inject("500", times=1)  # the call fails for good (1 attempt): the item is failed, not written
         first = describer.run(todo, out, progress=False)
         assert first["failed"] == 1 and read_annotations(out) == {}

@@ -256,11 +256,16 @@ class Describer:
             meta = metas.get(rec["id"])
             if meta is None:
                 why.append("no metadata for this id")
-            ref = (meta or {}).get("video") or rec["id"]
-            video = resolver.resolve(VideoResolver.check_ref(ref)) if videos_dir else (ref if os.path.isfile(ref)
-                                                                                       else None)
-            if video is None:
-                why.append(f"video {ref!r} not found under {videos_dir}")
+            ref = str((meta or {}).get("video") or rec["id"])
+            try:
+                video = resolver.resolve(VideoResolver.check_ref(ref)) if videos_dir else (
+                    ref if os.path.isfile(ref) else None)
+            except Skip as bad:  # an absolute path or '..' in the metadata
+                video = None
+                why.append(str(bad))
+            else:
+                if video is None:
+                    why.append(f"video {ref!r} not found under {videos_dir}")
             if why:
                 skipped.append({"id": rec["id"], "error": "; ".join(why)})
             else:
