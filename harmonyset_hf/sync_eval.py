@@ -250,9 +250,25 @@ def _finished(path: Path, key: str) -> dict[tuple[str, str], dict]:
     return done
 
 
+def _item_job(job: tuple[str, dict, SyncParams]) -> dict:
+    return _item(*job)
+
+
+def _run(jobs: list[tuple[str, dict, SyncParams]], workers: int) -> Iterator[dict]:
+    """Items of the jobs in order: in this process, or in ``workers`` processes (each imports librosa once)."""
+    if workers <= 1 or len(jobs) < 2:
+        yield from map(_item_job, jobs)
+        return
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+        yield from pool.map(_item_job, jobs, chunksize=4)
+
+
 def evaluate_sync(data: str | os.PathLike, out_dir: str | os.PathLike, configs: Sequence[str] = ("oe",),
                   params: SyncParams | None = None, limit: int | None = None, progress: bool = True,
-                  resume: bool = True) -> dict:
+                  resume: bool = True, workers: int = 1) -> dict:
     """Analyse every clip of ``data`` and write results.json, items.jsonl and sync.png to ``out_dir``.
 
     Each item is appended to items.jsonl as soon as it is analysed, so a rerun (``resume``) analyses
@@ -269,26 +285,31 @@ def evaluate_sync(data: str | os.PathLike, out_dir: str | os.PathLike, configs: 
     done = _finished(items_path, key) if resume else {}
     if not resume:
         items_path.unlink(missing_ok=True)
-    items: list[dict] = []
-    resumed = 0
-    parts = load_rows(data, configs)
-    total = sum(len(part) for _, part in parts)
-    bar = tqdm(total=total if limit is None else min(limit, total), desc="sync", unit="clip", disable=not progress)
-    for config, part in parts:
+    order: list[tuple[str, str]] = []
+    found: dict[tuple[str, str], dict] = {}
+    pending: list[tuple[str, dict, SyncParams]] = []
+    for config, part in load_rows(data, configs):
         for row in part:
-            if limit is not None and len(items) >= limit:
+            if limit is not None and len(order) >= limit:
                 break
+            order.append((config, row["id"]))
             if (config, row["id"]) in done:
-                items.append(done[(config, row["id"])])
-                resumed += 1
+                found[order[-1]] = done[order[-1]]
             else:
-                row["video"] = _video_value(row["video"], data)
-                item = {**_item(config, row, params), "params_key": key}
-                append_jsonl(items_path, [item])
-                items.append(item)
-            bar.update()
-            bar.set_postfix(skipped=sum(1 for it in items if "error" in it), resumed=resumed)
+                keep = {k: row.get(k) for k in ("id", "sync_points", "labels")}
+                pending.append((config, {**keep, "video": _video_value(row["video"], data)}, params))
+    resumed = len(found)
+    bar = tqdm(total=len(order), initial=resumed, desc="sync", unit="clip", disable=not progress)
+    skipped = 0
+    for item in _run(pending, workers):
+        item["params_key"] = key
+        append_jsonl(items_path, [item])
+        found[(item["config"], item["id"])] = item
+        skipped += "error" in item
+        bar.update()
+        bar.set_postfix(skipped=skipped, resumed=resumed)
     bar.close()
+    items = [found[k] for k in order]
     results = {"task": "sync", "data": str(data), "configs": list(configs), "params": asdict(params),
                "params_key": key, **summarize(items), "seconds": round(time.perf_counter() - started, 2),
                "versions": package_versions()}

@@ -235,3 +235,16 @@ def test_a_broken_video_is_skipped_and_counted():
     assert summary["counts"] == {"items": 1, "analysed": 0, "skipped": 1,
                                  "skipped_by_reason": {item["error_type"]: 1}, "with_key_points": 0}
     assert summary["codes"]["n_points"] == 0
+
+
+@pytest.mark.slow
+def test_eval_sync_in_two_processes_gives_the_same_items(hub_dir, tmp_path):
+    from harmonyset_hf.sync_eval import evaluate_sync
+
+    one = evaluate_sync(hub_dir, tmp_path / "one", configs=("oe",), limit=3, progress=False)
+    two = evaluate_sync(hub_dir, tmp_path / "two", configs=("oe",), limit=3, progress=False, workers=2)
+    items = [[json.loads(line) for line in (tmp_path / d / "items.jsonl").read_text().splitlines()]
+             for d in ("one", "two")]
+    assert [(i["id"], i["predicted_codes"], i["score"]) for i in items[0]] == \
+        [(i["id"], i["predicted_codes"], i["score"]) for i in items[1]]
+    assert one["codes"] == two["codes"] and one["counts"]["items"] == 3

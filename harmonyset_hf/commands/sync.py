@@ -29,6 +29,7 @@ def register(cli) -> None:
     p.add_argument("--config", default="oe", choices=("oe", "instruct", "all"),
                    help="which rows: oe (test split), instruct (train split) or all")
     p.add_argument("--limit", type=int, default=None, help="only the first N clips")
+    p.add_argument("--workers", type=int, default=1, help="analyse clips in this many processes (default 1)")
     p.add_argument("--no-resume", action="store_true",
                    help="analyse every clip again (default: reuse the items of an earlier run in --out "
                         "made with the same parameters)")
@@ -102,7 +103,7 @@ def _eval(args: argparse.Namespace) -> int:
 
     configs = ("oe", "instruct") if args.config == "all" else (args.config,)
     results = evaluate_sync(args.data, args.out, configs=configs, params=_params(args), limit=args.limit,
-                            resume=not args.no_resume)
+                            resume=not args.no_resume, workers=args.workers)
     print(summary_line(results))
     print(f"wrote {args.out}/results.json, items.jsonl, sync.png")
     return 0
