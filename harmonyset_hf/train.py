@@ -124,6 +124,8 @@ def trainable_state(model) -> dict[str, torch.Tensor]:
 
 def keep_trainable_only(models, weights, output_dir) -> None:
     """accelerate save_state hook: checkpoint the trainable weights only (a LoRA step is MBs, not GBs)."""
+    if len(weights) != len(models):  # FSDP and DeepSpeed save their own (sharded) states: nothing to filter
+        return
     for i, model in enumerate(models):
         keep = {name for name, p in model.named_parameters() if p.requires_grad}
         weights[i] = {k: v for k, v in weights[i].items() if k in keep}
@@ -177,6 +179,12 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     from .io import append_jsonl, atomic_write_json, atomic_write_text
     from .models.omni_processing import load_processor
 
+    if cfg.report_to:  # accelerate would silently drop a tracker whose package is missing
+        from accelerate.tracking import get_available_trackers
+
+        available = sorted(str(t) for t in get_available_trackers())
+        if missing := [t for t in cfg.report_to if t not in available]:
+            raise ConfigError(f"report_to {missing}: not installed here (available: {available or 'none'})")
     on_gpu = torch.cuda.is_available() and not os.environ.get("ACCELERATE_USE_CPU")
     precision = cfg.mixed_precision
     if precision == "auto":  # what `accelerate launch` was told, else bf16 on GPU and fp32 on CPU
@@ -200,6 +208,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=(cfg.adam_beta1, cfg.adam_beta2),
                                   weight_decay=cfg.weight_decay)
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+    params = [p for p in model.parameters() if p.requires_grad]  # FSDP2 swaps them for sharded ones in prepare()
 
     steps_per_epoch = max(1, len(loader) // cfg.grad_accum)
     max_steps = cfg.max_steps or math.ceil(cfg.epochs * steps_per_epoch)

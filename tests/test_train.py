@@ -17,6 +17,17 @@ ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "configs" / "train" / "tiny_cpu.yaml"
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Train on one CPU thread: on a shared 2-core machine two OpenMP threads ran a tiny step up to 10x slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory) -> Path:
     """The random-weight tiny thinker + tokenizer + processor."""
@@ -68,6 +79,15 @@ def test_config_yaml_overrides_and_type_checks():
     for name in ("qwen2_5_omni_lora", "qwen2_5_omni_lora_32f", "qwen2_5_omni_lora_64f", "qwen2_5_omni_full"):
         cfg = load_config(ROOT / "configs" / "train" / f"{name}.yaml")
         assert cfg.num_frames == {"32f": 32, "64f": 64}.get(name[-3:], 16)
+
+
+def test_accelerate_configs_load():
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    kinds = {p.stem: str(load_config_from_file(str(p)).distributed_type).split(".")[-1]
+             for p in sorted((ROOT / "configs" / "accelerate").glob("*.yaml"))}
+    assert kinds == {"cpu": "NO", "single_gpu": "NO", "ddp": "MULTI_GPU", "fsdp": "FSDP",
+                     "deepspeed_zero2": "DEEPSPEED", "deepspeed_zero3": "DEEPSPEED"}
 
 
 def test_lora_wraps_the_language_model_only(tiny_dir):
