@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -447,7 +448,9 @@ def _tiny_ast(path: Path, music_bias: float) -> Path:
     with torch.no_grad():
         model.classifier.dense.bias[labels.index("Music")] = music_bias
     model.save_pretrained(path)
-    ASTFeatureExtractor().save_pretrained(path)
+    with warnings.catch_warnings():  # AST's default 128 mel bins leave some filters empty (transformers warns)
+        warnings.simplefilter("ignore", UserWarning)
+        ASTFeatureExtractor().save_pretrained(path)
     return path
 
 

@@ -16,6 +16,7 @@ import csv
 import functools
 import logging
 import os
+import warnings
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -48,8 +49,13 @@ class MusicFilter:
 
         self.model_name, self.device = model, device
         self.top_k, self.keep_rank, self.music_label, self.max_windows = top_k, keep_rank, music_label, max_windows
-        self.extractor = AutoFeatureExtractor.from_pretrained(model)
-        self.model = AutoModelForAudioClassification.from_pretrained(model).to(device).eval()
+        try:
+            with warnings.catch_warnings():  # AST's 128 mel bins over 257 FFT bins leave empty filters (harmless)
+                warnings.filterwarnings("ignore", message="At least one mel filter has all zero values")
+                self.extractor = AutoFeatureExtractor.from_pretrained(model)
+            self.model = AutoModelForAudioClassification.from_pretrained(model).to(device).eval()
+        except OSError as err:  # not found / offline: say which model, without a traceback
+            raise ConfigError(f"cannot load the audio classifier {model!r}: {err}") from None
         id2label = self.model.config.id2label
         self.labels = [str(id2label[i]) for i in range(len(id2label))]
         if music_label not in self.labels:
