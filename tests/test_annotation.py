@@ -326,6 +326,8 @@ def test_validate_annotation():
     assert any("refers to the labels" in p for p in validate_annotation(good + " As the labels indicate.", RECORD))
     missing = validate_annotation(good.replace("Around 00:20", "Later"), RECORD)
     assert missing == ["the key timestamp 00:20 is not discussed in Rhythm and Synchronization"]
+    without_points = {k: v for k, v in RECORD.items() if k != "sync_points"}  # read from the sync string
+    assert validate_annotation(good.replace("Around 00:20", "Later"), without_points) == missing
     assert validate_annotation(good.replace("Around 00:20", "At the 20-second mark"), RECORD) == []
     assert validate_annotation("", RECORD) == ["the reply is empty"]
 

@@ -40,7 +40,7 @@ from ..release_fields import (
     read_metadata,
     read_taxonomy,
 )
-from ..text import find_sections, format_timestamp
+from ..text import find_sections, format_timestamp, parse_sync
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +171,10 @@ def validate_annotation(text: str | None, record: dict[str, Any]) -> list[str]:
             if v and re.search(rf"[\"“']{re.escape(str(v))}[\"”']", text, re.I):
                 problems.append(f"it quotes the label {v!r} of {key}; write it in your own words")
     rhythm = found.sections.get("rhythm", "")
-    for point in record.get("sync_points") or []:
+    points = record.get("sync_points")
+    if points is None:
+        points = [p.as_dict() for p in parse_sync(record.get("sync"))]
+    for point in points:
         if not _time_forms(point["time"]).search(rhythm):
             problems.append(f"the key timestamp {format_timestamp(point['time'])} is not discussed in "
                             "Rhythm and Synchronization")
@@ -220,13 +223,14 @@ class Describer:
     def __init__(self, client: LLMClient | None = None, *, model: str | None = None, base_url: str | None = None,
                  cache_dir: str | None = None, frames: int = 16, audio: bool = True, max_side: int = 512,
                  temperature: float = 0.0, max_tokens: int = 2048, max_attempts: int = 3,
-                 concurrency: int | None = None, batch_size: int = 32, media_backend: str = "pyav") -> None:
+                 concurrency: int | None = None, batch_size: int = 32, media_backend: str = "pyav",
+                 media_workers: int = 4) -> None:
         self.client = client or LLMClient(model=model, base_url=base_url, env_prefix=ENV_PREFIX, cache_dir=cache_dir,
                                           concurrency=concurrency)
         self.frames, self.audio, self.max_side = int(frames), bool(audio), int(max_side)
         self.params = {"temperature": float(temperature), "max_tokens": int(max_tokens)}
         self.max_attempts, self.batch_size = max(1, int(max_attempts)), max(1, int(batch_size))
-        self.concurrency, self.media_backend = concurrency, media_backend
+        self.concurrency, self.media_backend, self.media_workers = concurrency, media_backend, int(media_workers)
 
     def base_messages(self, record: dict, meta: dict, video: str) -> list[dict]:
         """The first request's messages for one item (clip frames + audio, then prompt + tags)."""
@@ -277,6 +281,21 @@ class Describer:
         return [{"id": rec["id"], "model": self.client.model, "params": self.params,
                  "messages": abbreviate(self.base_messages(rec, meta, video))} for rec, meta, video in todo[:limit]]
 
+    def _load_batch(self, batch: Sequence[tuple[dict, dict, str]]) -> list[list[dict] | Exception]:
+        """Base messages of a batch, decoded by ``media_workers`` threads; an exception in place of a failure."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        def one(job: tuple[dict, dict, str]) -> list[dict] | Exception:
+            try:
+                return self.base_messages(*job)
+            except Exception as err:
+                return err
+
+        if self.media_workers <= 1 or len(batch) <= 1:
+            return [one(job) for job in batch]
+        with ThreadPoolExecutor(max_workers=self.media_workers, thread_name_prefix="describe-media") as pool:
+            return list(pool.map(one, batch))
+
     def run(self, todo: Sequence[tuple[dict, dict, str]], out_path: str | os.PathLike,
             progress: bool = True) -> dict[str, Any]:
         """Describe every item not yet done in ``out_path`` (JSON Lines, appended per batch); returns counts."""
@@ -291,11 +310,11 @@ class Describer:
             batch = pending[start:start + self.batch_size]
             results: dict[str, dict] = {}
             live: list[tuple[dict, list[dict]]] = []
-            for rec, meta, video in batch:
-                try:
-                    live.append((rec, self.base_messages(rec, meta, video)))
-                except Exception as err:  # a broken video fails its item, the batch goes on
-                    results[rec["id"]] = {"id": rec["id"], "annotation": None, "error": f"media: {err}"}
+            for (rec, _, _), made in zip(batch, self._load_batch(batch)):
+                if isinstance(made, Exception):  # a broken video fails its item, the batch goes on
+                    results[rec["id"]] = {"id": rec["id"], "annotation": None, "error": f"media: {made}"}
+                else:
+                    live.append((rec, made))
             state = {rec["id"]: {"reply": None, "problems": []} for rec, _ in live}
             for attempt in range(self.max_attempts):
                 if not live:

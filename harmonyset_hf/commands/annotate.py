@@ -50,6 +50,7 @@ def register(cli) -> None:
     p.add_argument("--frames", type=int, default=16, help="frames per clip (default 16)")
     p.add_argument("--no-audio", action="store_true", help="send the frames only (endpoints without audio input)")
     p.add_argument("--batch-size", type=int, default=32, help="clips loaded and written per batch (default 32)")
+    p.add_argument("--media-workers", type=int, default=4, help="threads decoding clips (default 4)")
     p.add_argument("--dry-run", action="store_true", help="print the requests (media abbreviated); send nothing")
     p.add_argument("--limit", type=int, default=None, help="only the first N items (with --dry-run default 2)")
     _llm_args(p)
@@ -140,7 +141,7 @@ def _describe(args: argparse.Namespace) -> int:
                            concurrency=args.concurrency)
     describer = d.Describer(client, frames=args.frames, audio=not args.no_audio, temperature=args.temperature,
                             max_tokens=args.max_tokens, max_attempts=args.max_attempts, concurrency=args.concurrency,
-                            batch_size=args.batch_size)
+                            batch_size=args.batch_size, media_workers=args.media_workers)
     todo, skipped = describer.plan(records, metas, args.videos)
     for s in skipped:
         print(f"skipped {s['id']}: {s['error']}")
