@@ -38,9 +38,13 @@ class InstructClips(torch.utils.data.Dataset):
 
         if self._cache is not None and index in self._cache:
             return self._cache[index]
-        video = self.rows[index]["video"]
+        row = self.rows[index]
+        video = row["video"]
         source = (video.get("path") or video.get("bytes")) if isinstance(video, Mapping) else video
-        clip = load_clip(source, num_frames=self.num_frames, sample_rate=self.sample_rate, seek=self.seek)
+        try:
+            clip = load_clip(source, num_frames=self.num_frames, sample_rate=self.sample_rate, seek=self.seek)
+        except HarmonySetError as err:  # a training batch cannot just drop an item: stop, naming it
+            raise HarmonySetError(f"training item {row.get('id')!r}: {err}") from err
         if self._cache is not None:
             self._cache[index] = clip
         return clip

@@ -230,3 +230,20 @@ def test_trained_adapter_predicts(full_run, hub_dir, tiny_dir, tmp_path):
     assert code == 0
     preds = list(read_jsonl(out))
     assert len(preds) == 2 and all(isinstance(p["response"], str) and p["response"] for p in preds)
+
+
+@pytest.mark.slow
+def test_gradient_accumulation_matches_the_big_batch_and_resumes(full_run, hub_dir, tiny_dir, tmp_path):
+    from harmonyset_hf.train import train
+    from harmonyset_hf.train_config import load_config
+
+    # batch 1 x 2 accumulated micro-batches = the reference's batch of 2 (the loss is a mean over the
+    # step's supervised tokens); stopped after 3 steps (6 batches: mid-epoch) and resumed for 2 more.
+    out, extra = tmp_path / "accumulated", ["batch_size=1", "grad_accum=2"]
+    assert train(load_config(RECIPE, overrides(hub_dir, tiny_dir, out, *extra, "stop_after=3")))["step"] == 3
+    assert train(load_config(RECIPE, overrides(hub_dir, tiny_dir, out, *extra, "stop_after=2",
+                                               "resume=auto")))["step"] == 5
+    reference, accumulated = losses(full_run), losses(out)
+    assert sorted(accumulated) == [1, 2, 3, 4, 5]
+    for step, value in accumulated.items():
+        assert abs(value - reference[step]) < 1e-5, (step, value, reference[step])
