@@ -106,10 +106,9 @@ def read_consensus(path: str | os.PathLike) -> list[dict[str, Any]]:
 
 def unresolved(record: dict[str, Any]) -> list[str]:
     """Why a consensus record cannot be described yet (labels without a majority, open review), or []."""
-    out = [f"{k}: no consensus" for k, v in record.get("labels", {}).items() if v in (None, [])]
     if record.get("review"):
-        out.append("in the review queue: " + "; ".join(record["review"]))
-    return out
+        return ["in the review queue: " + "; ".join(record["review"])]
+    return [f"{k}: no consensus" for k, v in record.get("labels", {}).items() if v in (None, [])]
 
 
 # --------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from ..errors import ConfigError
 
@@ -143,8 +144,8 @@ def _describe(args: argparse.Namespace) -> int:
                             max_tokens=args.max_tokens, max_attempts=args.max_attempts, concurrency=args.concurrency,
                             batch_size=args.batch_size, media_workers=args.media_workers)
     todo, skipped = describer.plan(records, metas, args.videos)
-    for s in skipped:
-        print(f"skipped {s['id']}: {s['error']}")
+    for s in skipped:  # on stderr: stdout of --dry-run stays one JSON document
+        print(f"skipped {s['id']}: {s['error']}", file=sys.stderr)
     if args.limit is not None or args.dry_run:
         todo = todo[: args.limit if args.limit is not None else 2]
     try:
