@@ -411,6 +411,23 @@ def test_mc_faithfulness_uses_the_packaged_encoder(tmp_path):
     curator.client.close()
 
 
+def test_mc_items_from_a_release_file_or_describe_output(mini_dir, tmp_path):
+    from harmonyset_hf.annotation.instruct import read_ids
+    from harmonyset_hf.annotation.mc import load_items
+
+    test_file = mini_dir / "release" / "HarmonySet_Test.json"
+    release = json.loads(test_file.read_text())
+    items = load_items(test_file)
+    assert [it["id"] for it in items] == [it["id"] for it in release]
+    assert all(it["video"] == rel["video"] and it["annotation"] == rel["conversations"][1]["value"]
+               for it, rel in zip(items, release))
+    (tmp_path / "ids.json").write_text(json.dumps([release[1]["id"]]))
+    (tmp_path / "ann.jsonl").write_text(json.dumps({"id": release[1]["id"], "annotation": "x"}) + "\n"
+                                        + json.dumps({"id": release[0]["id"], "annotation": None}) + "\n")
+    picked = load_items(tmp_path / "ann.jsonl", [test_file], read_ids(tmp_path / "ids.json"))
+    assert picked == [{"id": release[1]["id"], "annotation": "x", "video": release[1]["video"]}]
+
+
 def test_rebalance_spreads_letters_uniformly_and_keeps_the_correct_text():
     questions = [{"id": f"q{i}", "options": [f"opt{i}-{j}" for j in range(4)], "answer": "A"} for i in range(4 * 7 + 2)]
     out = rebalance(questions, seed=5)
