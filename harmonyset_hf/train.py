@@ -220,10 +220,16 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     accelerator.register_load_state_pre_hook(load_trainable_only)
 
     out = Path(cfg.output_dir)
+    # What the data position and the schedule depend on: a resume must not change any of it.
+    layout = {"items": len(dataset), "batch_size": cfg.batch_size, "grad_accum": cfg.grad_accum,
+              "processes": accelerator.num_processes, "seed": cfg.seed, "max_steps": max_steps}
     step = 0
     if resume_from is not None:
+        state = json.loads((resume_from / STATE_FILE).read_text())
+        if changed := {k: (state["layout"].get(k), v) for k, v in layout.items() if state["layout"].get(k) != v}:
+            raise ConfigError(f"cannot resume {resume_from} exactly: changed since it was saved (then, now): {changed}")
         accelerator.load_state(str(resume_from))
-        step = json.loads((resume_from / STATE_FILE).read_text())["step"]
+        step = state["step"]
     if accelerator.is_main_process:
         atomic_write_text(out / "train_config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
     if cfg.report_to:
@@ -237,8 +243,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         path = out / "checkpoints" / f"step_{at:06d}"
         accelerator.save_state(str(path))
         if accelerator.is_main_process:
-            atomic_write_json(path / STATE_FILE, {"step": at, "micro_batches": at * cfg.grad_accum,
-                                                  "max_steps": max_steps})
+            atomic_write_json(path / STATE_FILE, {"step": at, "micro_batches": at * cfg.grad_accum, "layout": layout})
             for old in checkpoints(out)[:-cfg.keep_checkpoints] if cfg.keep_checkpoints else []:
                 shutil.rmtree(old)
         accelerator.wait_for_everyone()

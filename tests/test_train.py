@@ -177,6 +177,8 @@ def test_stopped_run_resumes_exactly(full_run, hub_dir, tiny_dir, tmp_path):
     assert not (out / "adapter_config.json").exists() and (out / "checkpoints" / "step_000003").is_dir()
     with pytest.raises(ConfigError, match="resume=auto"):
         train(load_config(RECIPE, overrides(hub_dir, tiny_dir, out)))
+    with pytest.raises(ConfigError, match=r"changed since it was saved.*'batch_size': \(2, 1\)"):
+        train(load_config(RECIPE, overrides(hub_dir, tiny_dir, out, "resume=auto", "batch_size=1")))
     second = train(load_config(RECIPE, overrides(hub_dir, tiny_dir, out, "stop_after=4", "resume=auto")))
     assert second["step"] == 7
     resumed = losses(out)
