@@ -8,6 +8,8 @@ The reference is VideoLLaMA2's way: decord frames (`VideoReader(..., num_threads
 Each loader runs in its own subprocess (fair peak RSS: `ru_maxrss` of the process; for the reference
 also that of its ffmpeg child, which runs beside it), the loaders take turns for `--rounds` rounds
 and the median is reported, so load from other processes on the machine hits them all alike.
+CPU seconds per clip (user + system, ffmpeg child included) are printed too: on a busy machine
+they are steadier than wall-clock speed.
 """
 
 from __future__ import annotations
@@ -75,17 +77,24 @@ def worker(loader: str, files: list[str], frames: int, repeat: int) -> dict:
     """Load every file `repeat` times (after one warm-up load) and return the timing and peak memory."""
     load = _reference if loader == "reference" else (lambda p, k: _ours(p, k, loader))
     load(files[0], frames)  # warm-up: imports, first-open costs
-    start = time.perf_counter()
+    start, cpu0 = time.perf_counter(), _cpu_seconds()
     count = 0
     for _ in range(repeat):
         for path in files:
             video, audio = load(path, frames)
             assert video.shape[0] == frames and audio.size > 0
             count += 1
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, _cpu_seconds() - cpu0
     return {"loader": loader, "clips": count, "seconds": seconds, "clips_per_s": count / seconds,
+            "cpu_s_per_clip": cpu / count,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "children_peak_rss_mb": _ffmpeg_peak_mb(files[0]) if loader == "reference" else 0.0}
+
+
+def _cpu_seconds() -> float:
+    """User + system CPU time of this process and its finished children (the reference's ffmpeg)."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def _ffmpeg_peak_mb(path: str) -> float:
@@ -133,13 +142,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{args.clips} clips x {args.repeat} passes, {args.frames} frames + 16 kHz mono audio, "
           f"{args.seconds:.0f} s 720p30 h264/aac, median of {args.rounds} rounds, {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.1f}")
-    print(f"{'loader':<15} {'clips/s':>8} {'vs ref':>7} {'peak RSS MB':>12} {'+ ffmpeg child MB':>18}")
+    cpu_ref = statistics.median(r["cpu_s_per_clip"] for r in runs["reference"]) if "reference" in runs else None
+    print(f"{'loader':<15} {'clips/s':>8} {'vs ref':>7} {'CPU s/clip':>11} {'vs ref':>7} {'peak RSS MB':>12} "
+          f"{'+ ffmpeg child MB':>18}")
     for name, results in runs.items():
         speed = statistics.median(r["clips_per_s"] for r in results)
         rss = max(r["peak_rss_mb"] for r in results)
         child = max(r["children_peak_rss_mb"] for r in results)
+        cpu = statistics.median(r["cpu_s_per_clip"] for r in results)
         ratio = f"{speed / ref:.2f}x" if ref else "-"
-        print(f"{name:<15} {speed:>8.2f} {ratio:>7} {rss:>12.0f} {child:>18.0f}")
+        cpu_ratio = f"{cpu_ref / cpu:.2f}x" if cpu_ref else "-"
+        print(f"{name:<15} {speed:>8.2f} {ratio:>7} {cpu:>11.2f} {cpu_ratio:>7} {rss:>12.0f} {child:>18.0f}")
     return 0
 
 
