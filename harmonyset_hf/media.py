@@ -181,6 +181,8 @@ def load_clip(source: Any, num_frames: int = 16, sample_rate: int = 16000, backe
         raise ValueError(f"seek must be one of {SEEK_MODES}, not {seek!r}")
     if audio_mode not in AUDIO_MODES:
         raise ValueError(f"audio_mode must be one of {AUDIO_MODES}, not {audio_mode!r}")
+    if num_frames < 1:
+        raise ValueError(f"num_frames must be at least 1, not {num_frames}")
     return _without_decoders(_load, source, sample_rate, backend, seek, audio_mode, size, max_side, timeout,
                              lambda idx: [idx.pts[i] for i in sample_frame_indices(len(idx.pts), num_frames)],
                              num_frames)

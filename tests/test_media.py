@@ -301,6 +301,10 @@ def test_bad_inputs_of_other_kinds(tmp_path, clips):
         load_clip(12345)
     with pytest.raises(ValueError):
         load_clip(clips["h264_aac.mp4"], seek="fast")
+    with pytest.raises(ValueError):
+        load_clip(clips["h264_aac.mp4"], num_frames=0)
+    info = probe(clips["audio_only.m4a"])  # probing works on what load_clip refuses
+    assert info["has_video"] is False and info["has_audio"] and info["width"] is None
 
 
 def test_decode_deadline(clips):
