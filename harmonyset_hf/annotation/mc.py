@@ -153,12 +153,11 @@ def rebalance(questions: Sequence[dict[str, Any]], seed: int = 0) -> list[dict[s
     return out
 
 
-@functools.cache
 def _encoder(device: str) -> Any:
-    """The offline judge's MiniLM encoder, loaded once per process and device."""
-    from ..judge import EmbeddingJudge
+    """The offline judge's MiniLM encoder (judge.sentence_encoder loads it once per process and device)."""
+    from ..judge import sentence_encoder
 
-    return EmbeddingJudge(device=device)._encoder()
+    return sentence_encoder(device)
 
 
 class MCCurator:
