@@ -45,6 +45,18 @@ def _run(argv: list, env: dict, timeout: int = 900) -> subprocess.CompletedProce
     return proc
 
 
+def _run_side_by_side(commands: dict[str, list], env: dict, timeout: int = 900) -> dict[str, str]:
+    """Run harness commands at once (each spends most of its start indexing tasks); their stdout by name."""
+    procs = {name: subprocess.Popen([str(a) for a in argv], env=env, cwd=REPO, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True) for name, argv in commands.items()}
+    outputs = {}
+    for name, proc in procs.items():
+        stdout, stderr = proc.communicate(timeout=timeout)
+        assert proc.returncode == 0, f"{name} failed ({proc.returncode}):\n{stdout[-3000:]}\n{stderr[-6000:]}"
+        outputs[name] = stdout
+    return outputs
+
+
 def _one(paths: list[Path], what: str) -> Path:
     assert len(paths) == 1, f"expected one {what}, found {[str(p) for p in paths]}"
     return paths[0]
@@ -174,46 +186,44 @@ def test_lmms_eval_baseline_mc_and_oe_with_embedding_judge(hub_dir, tmp_path):
 
 @pytest.mark.slow
 def test_tiny_model_in_both_harnesses(hub_dir, tmp_path):
-    """The tiny Qwen2.5-Omni (real frames + audio of each mp4) through both harnesses, --limit 2 per task."""
+    """The tiny Qwen2.5-Omni (real frames + audio of each mp4) through both harnesses, --limit 1 per task."""
+    from harmonyset_hf.evaluation import evaluate_mc, evaluate_oe
+    from harmonyset_hf.judge import make_judge
+
     env = _env(tmp_path, HARMONYSET_DATA=str(hub_dir), HARMONYSET_JUDGE="embedding")
     lm_out, lmms_out = tmp_path / "lm-eval", tmp_path / "lmms-eval"
-    _run([BIN / "harmonyset-lm-eval", "--model", "harmonyset", "--model_args", "model=tiny,frames=2",
-          "--include_path", LM_TASKS, "--tasks", "harmonyset_mc,harmonyset_oe", "--limit", "2",
-          "--batch_size", "4", "--device", "cpu", "--log_samples", "--output_path", lm_out], env)
-    _run([BIN / "lmms-eval", "--model", "harmonyset-tiny", "--model_args", "frames=2", "--include_path", LMMS_TASKS,
-          "--tasks", "harmonyset_mc,harmonyset_oe", "--limit", "2", "--log_samples", "--output_path", lmms_out], env)
+    _run_side_by_side({
+        "harmonyset-lm-eval": [BIN / "harmonyset-lm-eval", "--model", "harmonyset", "--model_args",
+                               "model=tiny,frames=2", "--include_path", LM_TASKS, "--tasks",
+                               "harmonyset_mc,harmonyset_oe", "--limit", "1", "--batch_size", "4", "--device", "cpu",
+                               "--log_samples", "--output_path", lm_out],
+        "lmms-eval": [BIN / "lmms-eval", "--model", "harmonyset-tiny", "--model_args", "frames=2", "--include_path",
+                      LMMS_TASKS, "--tasks", "harmonyset_mc,harmonyset_oe", "--limit", "1", "--log_samples",
+                      "--output_path", lmms_out]}, env)
+    judge = make_judge("embedding")
     for reader, out in ((_lm_eval_outputs, lm_out), (_lmms_eval_outputs, lmms_out)):
         results, mc, oe = reader(out, hub_dir)
-        assert len(mc) == 2 * len(ASPECTS) and len(oe) == 2
-        rows = [r for r in load_split(hub_dir, "mc") if r["question_id"] in mc]
-        from harmonyset_hf.evaluation import evaluate_mc, evaluate_oe
-        from harmonyset_hf.judge import make_judge
-
-        ours_mc, _ = evaluate_mc(rows, mc)
+        assert len(mc) == len(ASPECTS) and len(oe) == 1
+        ours_mc, _ = evaluate_mc([r for r in load_split(hub_dir, "mc") if r["question_id"] in mc], mc)
         _check_mc(results, mc, ours_mc)
-        ours_oe, _ = evaluate_oe([r for r in load_split(hub_dir, "oe") if r["id"] in oe], oe, make_judge("embedding"))
+        ours_oe, _ = evaluate_oe([r for r in load_split(hub_dir, "oe") if r["id"] in oe], oe, judge)
         _check_oe(results, oe, ours_oe)
 
 
 @pytest.mark.slow
 def test_listing_commands_accept_our_task_folders(tmp_path):
-    """`lm-eval ls tasks` and `lmms-eval tasks subtasks` index our folders (run side by side)."""
-    env = _env(tmp_path)
-    commands = {"lm-eval": [BIN / "lm-eval", "ls", "tasks", "--include_path", LM_TASKS],
-                "lmms-eval": [BIN / "lmms-eval", "tasks", "subtasks", "--include-path", LMMS_TASKS]}
-    procs = {name: subprocess.Popen([str(a) for a in argv], env=env, cwd=REPO, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, text=True) for name, argv in commands.items()}
-    for name, proc in procs.items():
-        stdout, stderr = proc.communicate(timeout=900)
-        assert proc.returncode == 0, f"{name}: {stderr[-3000:]}"
-        listed = {line.split("|")[1].strip() for line in stdout.splitlines() if line.startswith("|")
-                  and "harmonyset" in line}
-        for task in [*MC_TASKS, "harmonyset_oe"]:
-            assert task in listed, f"{name} does not list {task}"
-        assert any(f"{task}.yaml" in stdout for task in MC_TASKS)
-    validate = _run([BIN / "harmonyset-lm-eval", "validate", "--tasks", "harmonyset_mc,harmonyset_oe",
-                     "--include_path", LM_TASKS], env)
-    assert "All tasks found and valid" in validate.stdout
+    """`lm-eval validate` (through harmonyset-lm-eval) and `lmms-eval tasks subtasks` find our tasks."""
+    out = _run_side_by_side({
+        "lm-eval": [BIN / "harmonyset-lm-eval", "validate", "--tasks", "harmonyset_mc,harmonyset_oe",
+                    "--include_path", LM_TASKS],
+        "lmms-eval": [BIN / "lmms-eval", "tasks", "subtasks", "--include-path", LMMS_TASKS]}, _env(tmp_path))
+    assert "All tasks found and valid" in out["lm-eval"]
+    rows = [[cell.strip() for cell in line.split("|")] for line in out["lmms-eval"].splitlines()
+            if line.startswith("|harmonyset")]
+    listed = {row[1]: row for row in rows}
+    for task in [*MC_TASKS, "harmonyset_oe"]:
+        assert task in listed, f"lmms-eval does not list {task}"
+        assert listed[task][2].endswith(f"{task}.yaml") and listed[task][3] == "generate_until"
 
 
 # --------------------------------------------------------------------------------------------
@@ -286,3 +296,28 @@ def test_lmms_eval_entry_point_and_model_classes():
     from lmms_eval.api.model import lmms
 
     assert issubclass(cls, lmms) and cls.is_simple and cls.DEFAULTS["oe"] == "baseline-generic"
+
+
+def test_lmms_eval_chat_models_get_the_video_and_prompt(hub_dir, monkeypatch):
+    """lmms-eval's chat models (its default `qwen2_5_omni`) get our docs as a video message + the prompt.
+
+    Their own weights cannot run here; this checks what they would be given: lmms-eval's automatic
+    doc_to_messages on our task yields ``[{"type": "video", "url": <mp4 with its music track>},
+    {"type": "text", "text": mc_prompt(doc)}]``, the shape its omni models read.
+    """
+    import av
+    from lmms_eval.tasks import TaskManager, get_task_dict
+
+    monkeypatch.setenv("HARMONYSET_DATA", str(hub_dir))
+    manager = TaskManager("WARNING", include_path=str(LMMS_TASKS), include_defaults=False)
+    tasks = get_task_dict(["harmonyset_mc_rhythm", "harmonyset_oe"], manager, "chat")
+    mc_task, oe_task = tasks["harmonyset_mc_rhythm"], tasks["harmonyset_oe"]
+    assert type(mc_task).__name__ == "ConfigurableMessagesTask"
+    for task, prompt in ((mc_task, mc_prompt), (oe_task, oe_prompt)):
+        doc = task.test_docs()[0]
+        (message,) = task.doc_to_messages(doc)
+        assert message["role"] == "user"
+        video, text = message["content"]
+        assert video == {"type": "video", "url": doc["video_path"]} and text == {"type": "text", "text": prompt(doc)}
+        with av.open(video["url"]) as container:
+            assert container.streams.video and container.streams.audio  # the music travels in the mp4
