@@ -284,3 +284,127 @@ def test_cli_derive_swap_and_errors(hub_dir, tmp_path, capsys):
     assert harmonyset_main(["eval", "pair", "--data", str(out), "--predictions", str(preds),
                             "--out", str(tmp_path / "e")]) == 2
     assert "'id'" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------
+# The harness task `harmonyset_pair` (lm-eval and lmms-eval), as tests/test_harness.py runs them
+# --------------------------------------------------------------------------------------------
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _harness_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HARMONYSET_JUDGE", "HARMONYSET_DATA",
+                                                                    "HARMONYSET_PAIR_DATA"))}
+    env.update(HF_DATASETS_OFFLINE="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_HUB_DISABLE_TELEMETRY="1",
+               WANDB_MODE="disabled", TOKENIZERS_PARALLELISM="false", HF_DATASETS_CACHE=str(tmp_path / "hf-datasets"))
+    env.update(extra)
+    return env
+
+
+def _run_harness(argv: list, env: dict) -> None:
+    import subprocess
+
+    proc = subprocess.run([str(a) for a in argv], env=env, cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, f"{argv[0]} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+
+
+def _one_file(paths: list[Path]) -> Path:
+    assert len(paths) == 1, [str(p) for p in paths]
+    return paths[0]
+
+
+def _check_harness_numbers(task_results: dict, swap_dir: Path, replies: dict[str, str], tmp_path: Path) -> dict:
+    """The harness's pair metrics equal `harmonyset eval pair` on the replies it logged."""
+    preds = tmp_path / "harness-pair.jsonl"
+    write_jsonl(preds, [{"id": k, "response": v, "model": "harness"} for k, v in replies.items()])
+    assert harmonyset_main(["eval", "pair", "--data", str(swap_dir), "--predictions", str(preds),
+                            "--out", str(tmp_path / "harness-eval")]) == 0
+    ours = json.loads((tmp_path / "harness-eval" / "results.json").read_text())
+    assert ours["counts"]["scored"] == len(replies) // 2
+    for metric in ("accuracy", "strict_accuracy", "tie_rate", "invalid_rate"):
+        assert task_results[f"{metric},none"] == pytest.approx(ours["overall"][metric], abs=1e-12), metric
+    return ours
+
+
+@pytest.mark.slow
+def test_lm_eval_pair_task_with_the_baseline(swap_dir, hub_dir, tmp_path):
+    """harmonyset-lm-eval: `harmonyset-baseline` rates swap pairs from the frames (50 %) next to an MC task."""
+    import sys
+
+    out = tmp_path / "lm-eval"
+    metadata = {"data": str(hub_dir), "pair_data": str(swap_dir)}
+    _run_harness([Path(sys.executable).parent / "harmonyset-lm-eval", "--model", "harmonyset-baseline",
+                  "--include_path", REPO / "tasks" / "lm_eval", "--tasks", "harmonyset_pair,harmonyset_mc_rhythm",
+                  "--metadata", json.dumps(metadata), "--log_samples", "--output_path", out], _harness_env(tmp_path))
+    results = json.loads(_one_file(sorted(out.rglob("results_*.json"))).read_text())
+    rows = {r["id"]: r for r in load_split(swap_dir, "pair", media=True)}
+    replies = {}
+    for s in (json.loads(x) for x in _one_file(sorted(out.rglob("samples_harmonyset_pair_*.jsonl"))).read_text()
+              .splitlines() if x.strip()):
+        row = rows[s["doc"]["id"]]
+        args = s["arguments"]["gen_args_0"]
+        assert args["arg_0"] == PAIR_RATING_PROMPT and args["arg_2"]["visual"] == [row["video"]["path"]]
+        assert s["target"] == row["variant"]
+        replies[row["id"]] = s["filtered_resps"][0]
+    assert sorted(replies) == sorted(rows)
+    ours = _check_harness_numbers(results["results"]["harmonyset_pair"], swap_dir, replies, tmp_path)
+    assert ours["overall"]["accuracy"] == 0.5 and ours["overall"]["tie_rate"] == 1.0
+    assert "harmonyset_mc_rhythm" in results["results"]  # MC on the Hub folder in the same run
+
+
+@pytest.mark.slow
+def test_lmms_eval_pair_task_with_the_tiny_model(swap_dir, tmp_path):
+    """lmms-eval: the tiny Qwen2.5-Omni (real frames + music) on the first 2 items' 4 docs; numbers as `eval pair`."""
+    import sys
+
+    out = tmp_path / "lmms-eval"
+    _run_harness([Path(sys.executable).parent / "lmms-eval", "--model", "harmonyset-tiny", "--model_args", "frames=2",
+                  "--include_path", REPO / "tasks" / "lmms_eval", "--tasks", "harmonyset_pair", "--limit", "4",
+                  "--log_samples", "--output_path", out],
+                 _harness_env(tmp_path, HARMONYSET_DATA="/nonexistent-main-hub", HARMONYSET_PAIR_DATA=str(swap_dir)))
+    results = json.loads(_one_file(sorted(out.rglob("*_results.json"))).read_text())
+    rows = load_split(swap_dir, "pair")
+    replies = {}
+    for s in (json.loads(x) for x in _one_file(sorted(out.rglob("*_samples_harmonyset_pair.jsonl"))).read_text()
+              .splitlines() if x.strip()):
+        row = rows[s["doc_id"]]
+        assert s["target"] == row["variant"]
+        reply = s["filtered_resps"]
+        replies[row["id"]] = reply[0] if isinstance(reply, list) else reply
+    assert len(replies) == 4 and {r.split(":")[0] for r in replies} == {r["pair_id"] for r in rows[:4]}
+    _check_harness_numbers(results["results"]["harmonyset_pair"], swap_dir, replies, tmp_path)
+
+
+def test_pair_harness_pieces_match_evaluation(swap_dir, monkeypatch):
+    """Docs, prompt, per-doc items and aggregations in-process; the dispatcher routes pair docs to the pair model."""
+    from harmonyset_hf.errors import HarmonySetError
+    from harmonyset_hf.harness import pair_tasks
+    from harmonyset_hf.harness.adapter import HarnessRequest, RegistryDispatcher, doc_config
+
+    monkeypatch.delenv("HARMONYSET_PAIR_DATA", raising=False)
+    monkeypatch.setenv("HARMONYSET_DATA", "/main/hub")
+    assert pair_tasks.pair_data_source({}) == "/main/hub"
+    assert pair_tasks.pair_data_source({"data": "/main/hub", "pair_data": "/swap"}) == "/swap"
+    monkeypatch.setenv("HARMONYSET_PAIR_DATA", "/swap-env")
+    assert pair_tasks.pair_data_source({}) == "/swap-env"
+    docs = pair_tasks.load_pair_docs("pair", data="/main/hub", pair_data=str(swap_dir))["test"].to_list()
+    assert all(Path(d["video_path"]).is_file() for d in docs) and doc_config(docs[0]) == "pair"
+    assert pair_tasks.pair_doc_to_text(docs[0], {"pre_prompt": "<p>", "post_prompt": "</p>"}) == \
+        f"<p>{PAIR_RATING_PROMPT}</p>"
+    pattern = ["7", "3", "5", "5/10", "2", "8", "no idea", "4"]  # (original, swapped): win, tie, loss, invalid
+    assert [d["variant"] for d in docs[:2]] == ["original", "swapped"]
+    replies = {d["id"]: pattern[i % len(pattern)] for i, d in enumerate(docs)}
+    items = [pair_tasks.pair_process_results(d, [replies[d["id"]]])["accuracy"] for d in docs]
+    ours, _ = evaluate_pair(load_split(swap_dir, "pair"), replies)
+    assert pair_tasks.pair_accuracy(items) == pytest.approx(ours["overall"]["accuracy"])
+    assert pair_tasks.pair_invalid_rate(items) == pytest.approx(ours["overall"]["invalid_rate"])
+    assert min(ours["overall"][k] for k in ("wins", "ties", "losses", "invalid")) > 0
+    assert pair_tasks.pair_tie_rate(items[:3]) == pytest.approx(  # the lone third doc is left out
+        evaluate_pair(load_split(swap_dir, "pair")[:2], replies)[0]["overall"]["tie_rate"])
+    dispatcher = RegistryDispatcher(mc="baseline-longest", oe="baseline-generic", pair="baseline-frames")
+    got = dispatcher.generate([HarnessRequest(PAIR_RATING_PROMPT, d, [d["video_path"]], []) for d in docs[:2]])
+    assert got[0] == got[1] and parse_rating(got[0]).value is not None  # same frames, same rating
+    with pytest.raises(HarmonySetError, match="not 'pair'"):
+        RegistryDispatcher(model="baseline-generic").generate([HarnessRequest("p", docs[0], [], [])])

@@ -19,9 +19,10 @@ from ..predict import check_model_config
 
 log = logging.getLogger(__name__)
 
-# `harmonyset-baseline`: a floor for both configs in one run.
+# `harmonyset-baseline`: a floor for every config in one run.
 BASELINE_MC = "baseline-longest"
 BASELINE_OE = "baseline-generic"
+BASELINE_PAIR = "baseline-frames"  # swap pairs: rates from the frames only, so it ties: the 50 % floor
 DEFAULT_BATCH = 8
 
 
@@ -36,7 +37,9 @@ class HarnessRequest:
 
 
 def doc_config(doc: Mapping[str, Any]) -> str:
-    """``mc`` for a HarmonySet-MC doc (it has a ``question_id``), else ``oe``."""
+    """``mc`` for an MC doc (it has a ``question_id``), ``pair`` for a swap-pair doc (``pair_id``), else ``oe``."""
+    if "pair_id" in doc:
+        return "pair"
     return "mc" if "question_id" in doc else "oe"
 
 
@@ -102,13 +105,13 @@ class RegistryDispatcher:
     """Runs registry models (``harmonyset_hf.models``) on harness requests."""
 
     def __init__(self, model: str | None = None, mc: str | None = None, oe: str | None = None,
-                 batch_size: Any = None, device: Any = None, **model_kwargs: Any):
-        if model is None and mc is None and oe is None:
+                 batch_size: Any = None, device: Any = None, pair: str | None = None, **model_kwargs: Any):
+        if model is None and mc is None and oe is None and pair is None:
             from ..models import ModelError
 
             raise ModelError(f"name a model: model=<one of {', '.join(sorted(MODELS))}> "
-                             "(or mc=<name>, oe=<name> per config)")
-        self.names = {"mc": mc or model, "oe": oe or model}
+                             "(or mc=<name>, oe=<name>, pair=<name> per config)")
+        self.names = {"mc": mc or model, "oe": oe or model, "pair": pair or model}
         self.model_kwargs = model_kwargs
         self.batch_size = batch_size_of(batch_size)
         # The harness's --batch_size and --device reach models whose constructor takes them.
@@ -179,10 +182,11 @@ def registry_variants() -> dict[str, dict[str, str]]:
     """Harness model names and the dispatcher options they stand for.
 
     ``harmonyset`` (``model=NAME`` chooses), ``harmonyset-baseline`` (longest option for MC, the
-    generic answer for OE) and ``harmonyset-<name>`` for every registry model.
+    generic answer for OE, the frames-only rater for swap pairs) and ``harmonyset-<name>`` for every registry model.
     """
     variants: dict[str, dict[str, str]] = {"harmonyset": {}, "harmonyset-baseline": {"mc": BASELINE_MC,
-                                                                                   "oe": BASELINE_OE}}
+                                                                                   "oe": BASELINE_OE,
+                                                                                   "pair": BASELINE_PAIR}}
     for name in sorted(MODELS):
         variants[f"harmonyset-{name}"] = {"model": name}
     return variants

@@ -1,5 +1,15 @@
 """HarmonySet tasks for lm-eval: names the YAML files use; the logic is in harmonyset_hf.harness.tasks."""
 
+from harmonyset_hf.harness.pair_tasks import (  # noqa: F401
+    load_pair_docs,
+    pair_accuracy,
+    pair_doc_to_target,
+    pair_doc_to_text,
+    pair_invalid_rate,
+    pair_process_results,
+    pair_strict_accuracy,
+    pair_tie_rate,
+)
 from harmonyset_hf.harness.tasks import (  # noqa: F401
     aspect_filter,
     doc_to_target,

@@ -4,6 +4,16 @@ lmms-eval loads data with ``load_dataset(dataset_path, dataset_name)`` and has n
 so the Hub folder or repo id comes from ``$HARMONYSET_DATA``, read when lmms-eval loads a task.
 """
 
+from harmonyset_hf.harness.pair_tasks import (  # noqa: F401
+    pair_accuracy,
+    pair_data_source,
+    pair_doc_to_target,
+    pair_doc_to_text,
+    pair_invalid_rate,
+    pair_process_results,
+    pair_strict_accuracy,
+    pair_tie_rate,
+)
 from harmonyset_hf.harness.tasks import (  # noqa: F401
     aspect_filter,
     data_source,
@@ -23,6 +33,8 @@ from harmonyset_hf.harness.tasks import (  # noqa: F401
 
 DATA = data_source()
 DATASET_KWARGS = load_dataset_kwargs(DATA)
+PAIR_DATA = pair_data_source()  # the swap folder: $HARMONYSET_PAIR_DATA, else $HARMONYSET_DATA
+PAIR_DATASET_KWARGS = load_dataset_kwargs(PAIR_DATA)
 
 process_docs = prepare_docs
 process_docs_rhythm = aspect_filter("rhythm")
