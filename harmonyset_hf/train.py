@@ -271,6 +271,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             loss_sum += ce.detach()
         assert accelerator.sync_gradients, "micro-batch count out of step with the accumulation counter"
         grad_norm = accelerator.clip_grad_norm_(params, cfg.max_grad_norm) if cfg.max_grad_norm else None
+        lr = scheduler.get_last_lr()[0]  # the rate this step used (HF warmup starts at 0)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
@@ -280,7 +281,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         progress.update(1)
         progress.set_postfix(loss=f"{last_loss:.4f}")
         if step % cfg.log_every == 0 or step == max_steps:
-            record = {"step": step, "loss": last_loss, "lr": scheduler.get_last_lr()[0],
+            record = {"step": step, "loss": last_loss, "lr": lr,
                       "grad_norm": None if grad_norm is None else float(grad_norm), "tokens": int(tokens),
                       "epoch": round(step * cfg.grad_accum / len(loader), 4),
                       "elapsed_s": round(time.perf_counter() - started, 3)}

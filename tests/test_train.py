@@ -157,6 +157,10 @@ def test_overfitting_four_items_lowers_the_loss(full_run):
     assert sorted(loss) == list(range(1, 31))
     first, last = sum(loss[s] for s in range(1, 6)) / 5, sum(loss[s] for s in range(26, 31)) / 5
     assert last < first - 1.5, (first, last)
+    # warmup (2 steps, from 0 as transformers' schedules do) then cosine decay, as logged
+    lr = {r["step"]: r["lr"] for r in map(json.loads, (full_run / "log.jsonl").read_text().splitlines())}
+    assert lr[1] == 0 and lr[2] == pytest.approx(2.5e-3) and lr[3] == pytest.approx(5e-3)
+    assert all(lr[s + 1] < lr[s] for s in range(3, 30)) and 0 < lr[30] < 1e-4
     assert (full_run / "adapter_config.json").is_file() and (full_run / "adapter_model.safetensors").is_file()
     assert (full_run / "tokenizer.json").is_file() and (full_run / "train_config.yaml").is_file()
     assert [p.name for p in sorted((full_run / "checkpoints").iterdir())] == [
