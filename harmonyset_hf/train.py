@@ -117,11 +117,6 @@ def build_data(cfg: TrainConfig, processor):
     return dataset, collator
 
 
-def trainable_state(model) -> dict[str, torch.Tensor]:
-    """The parameters that training changes (frozen base weights are reloaded from the base checkpoint)."""
-    return {name: p.detach() for name, p in model.named_parameters() if p.requires_grad}
-
-
 def keep_trainable_only(models, weights, output_dir) -> None:
     """accelerate save_state hook: checkpoint the trainable weights only (a LoRA step is MBs, not GBs)."""
     if len(weights) != len(models):  # FSDP and DeepSpeed save their own (sharded) states: nothing to filter
