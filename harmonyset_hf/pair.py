@@ -168,7 +168,6 @@ def remux_with_music(video_source: Any, music: tuple[np.ndarray, int], out_path:
 
     Returns ``{"duration": video seconds, "music_duration": music seconds before fitting, "music_fit"}``.
     """
-    import av
 
     from .media_io import MediaError, NoVideoStreamError, _pick_streams, open_media, resolve_source
 
@@ -185,35 +184,46 @@ def remux_with_music(video_source: Any, music: tuple[np.ndarray, int], out_path:
         except PairError as err:
             raise MediaError(src.name, str(err)) from None
         fitted, how = fit_length(audio, int(round(duration * rate)), int(CROSSFADE_SECONDS * rate))
-        with av.open(str(tmp), "w", format="mp4", options={"movflags": "+faststart"}) as out:
-            out.flags |= av.container.Flags.bitexact.value
-            ov = out.add_stream_from_template(vs)
-            oa = out.add_stream("aac", rate=rate, layout="stereo")
-            oa.bit_rate = int(bitrate)
-            oa.codec_context.thread_count = 1
-            oa.codec_context.options = {"aac_coder": "fast"}
-            encoded = []
-            for start in range(0, fitted.shape[1], 1024):
-                frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(fitted[:, start:start + 1024]),
-                                                   format="fltp", layout="stereo")
-                frame.sample_rate, frame.pts = rate, start
-                encoded.extend(oa.encode(frame))
-            encoded.extend(oa.encode(None))
-            # Interleave by time, so that readers go through the file front to back.
-            pending = iter(encoded)
-            nxt = next(pending, None)
-            for packet in packets:
-                when = packet.dts * packet.time_base
-                while nxt is not None and nxt.dts * nxt.time_base <= when:
-                    out.mux(nxt)
-                    nxt = next(pending, None)
-                packet.stream = ov
-                out.mux(packet)
-            while nxt is not None:
-                out.mux(nxt)
-                nxt = next(pending, None)
+        try:
+            _write(tmp, vs, packets, fitted, rate, bitrate)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
     tmp.replace(out_path)
     return {"duration": float(duration), "music_duration": audio.shape[1] / rate, "music_fit": how}
+
+
+def _write(path: Path, vs, packets: list, fitted: np.ndarray, rate: int, bitrate: int) -> None:
+    """Mux the copied video packets and the fitted music, AAC-encoded, into an mp4 at ``path``."""
+    import av
+
+    with av.open(str(path), "w", format="mp4", options={"movflags": "+faststart"}) as out:
+        out.flags |= av.container.Flags.bitexact.value
+        ov = out.add_stream_from_template(vs)
+        oa = out.add_stream("aac", rate=rate, layout="stereo")
+        oa.bit_rate = int(bitrate)
+        oa.codec_context.thread_count = 1
+        oa.codec_context.options = {"aac_coder": "fast"}
+        encoded = []
+        for start in range(0, fitted.shape[1], 1024):
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(fitted[:, start:start + 1024]),
+                                               format="fltp", layout="stereo")
+            frame.sample_rate, frame.pts = rate, start
+            encoded.extend(oa.encode(frame))
+        encoded.extend(oa.encode(None))
+        # Interleave by time, so that readers go through the file front to back.
+        pending = iter(encoded)
+        nxt = next(pending, None)
+        for packet in packets:
+            when = packet.dts * packet.time_base
+            while nxt is not None and nxt.dts * nxt.time_base <= when:
+                out.mux(nxt)
+                nxt = next(pending, None)
+            packet.stream = ov
+            out.mux(packet)
+        while nxt is not None:
+            out.mux(nxt)
+            nxt = next(pending, None)
 
 
 # --------------------------------------------------------------------------------------------
@@ -253,6 +263,8 @@ def derive_swap(data: str | os.PathLike, out_dir: str | os.PathLike, seed: int =
 
     started = time.perf_counter()
     rows = load_split(data, "oe", media=True, limit=limit)
+    if rows and "video" not in rows[0]:
+        raise PairError(f"{data} has no videos (an annotations-only build?): the swap variant needs the media")
     ids = [str(r["id"]) for r in rows]
     sources = swap_assignment(ids, [r["category"] for r in rows], seed=seed)
     by_id = {str(r["id"]): r for r in rows}
@@ -262,31 +274,29 @@ def derive_swap(data: str | os.PathLike, out_dir: str | os.PathLike, seed: int =
     tmp.mkdir(parents=True)
     writer = _Writer(tmp / f"{PAIR_CONFIG}.parquet", pair_features(with_video=False))
     fits: dict[str, int] = {}
+    skipped: list[dict] = []
     try:
         for n, item_id in enumerate(tqdm(ids, desc="derive swap", unit="item")):
-            row = by_id[item_id]
-            # Which file is which is a seeded coin per item, so names and order do not tell the versions apart.
-            coin = hashlib.sha256(f"{seed}:{item_id}".encode()).digest()[0] % 2
-            folder = tmp / "videos" / PAIR_SPLIT / f"{n // (MAX_FILES_PER_FOLDER // 2):03d}"
-            folder.mkdir(parents=True, exist_ok=True)
-            for k, variant in enumerate(VARIANTS):
-                music_id = item_id if variant == "original" else sources[item_id]
-                rel = f"videos/{PAIR_SPLIT}/{folder.name}/{safe_name(item_id)}-{k ^ coin}.mp4"
-                try:
-                    info = remux_with_music(row["video"], decode_music(by_id[music_id]["video"]), tmp / rel, bitrate)
-                except HarmonySetError as err:
-                    raise PairError(f"item {item_id} ({variant}, music of {music_id}): {err}") from err
-                fits[info["music_fit"]] = fits.get(info["music_fit"], 0) + 1
-                writer.add({"file_name": rel, "id": pair_row_id(item_id, variant), "pair_id": item_id,
-                            "variant": variant, "category": row["category"], "subcategory": row.get("subcategory"),
-                            "duration": info["duration"], "music_source_id": music_id,
-                            "music_source_category": by_id[music_id]["category"],
-                            "music_duration": info["music_duration"], "music_fit": info["music_fit"]})
+            folder = f"videos/{PAIR_SPLIT}/{n // (MAX_FILES_PER_FOLDER // 2):03d}"
+            (tmp / folder).mkdir(parents=True, exist_ok=True)
+            try:
+                made = _derive_item(by_id, item_id, sources[item_id], tmp, folder, seed, bitrate)
+            except PairError as err:  # the item is left out (both versions); the rest goes on
+                log.warning("%s", err)
+                skipped.append({"id": item_id, "music_source_id": sources[item_id], "reason": str(err)})
+                continue
+            for row in made:
+                fits[row["music_fit"]] = fits.get(row["music_fit"], 0) + 1
+                writer.add(row)
         writer.close()
-        same = sum(by_id[i]["category"] == by_id[s]["category"] for i, s in sources.items())
-        report = {"source": str(data), "seed": seed, "items": len(ids), "rows": writer.count,
+        if writer.count == 0:
+            raise PairError(f"no item of {data} could be derived; first problem: "
+                            f"{skipped[0]['reason'] if skipped else 'no test items'}")
+        kept = {i: s for i, s in sources.items() if i not in {x["id"] for x in skipped}}
+        same = sum(by_id[i]["category"] == by_id[s]["category"] for i, s in kept.items())
+        report = {"source": str(data), "seed": seed, "items": len(kept), "rows": writer.count,
                   "same_category_pairs": same, "music_fit": fits, "audio_bitrate": bitrate,
-                  "sources": sources, "seconds": round(time.perf_counter() - started, 2),
+                  "sources": kept, "skipped": skipped, "seconds": round(time.perf_counter() - started, 2),
                   "versions": package_versions()}
         atomic_write_json(tmp / "derive_report.json", report)
         atomic_write_text(tmp / "README.md", _readme(report))
@@ -295,8 +305,35 @@ def derive_swap(data: str | os.PathLike, out_dir: str | os.PathLike, seed: int =
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     _swap_into_place(tmp, out)
-    log.info("derived %s: %d items x 2 versions, %d same-category pairs", out, len(ids), same)
+    log.info("derived %s: %d items x 2 versions, %d same-category pairs, %d skipped", out, len(kept), same,
+             len(skipped))
     return report
+
+
+def _derive_item(by_id: dict[str, dict], item_id: str, swap_id: str, root: Path, folder: str, seed: int,
+                 bitrate: int) -> list[dict]:
+    """Both versions of one item written under ``root/folder``, and their rows; PairError (files removed) if not."""
+    import av
+
+    row = by_id[item_id]
+    # Which file is which is a seeded coin per item, so names and order do not tell the versions apart.
+    coin = hashlib.sha256(f"{seed}:{item_id}".encode()).digest()[0] % 2
+    made: list[dict] = []
+    for k, variant in enumerate(VARIANTS):
+        music_id = item_id if variant == "original" else swap_id
+        rel = f"{folder}/{safe_name(item_id)}-{k ^ coin}.mp4"
+        try:
+            info = remux_with_music(row["video"], decode_music(by_id[music_id]["video"]), root / rel, bitrate)
+        except (HarmonySetError, av.error.FFmpegError) as err:
+            for done in made:
+                (root / done["file_name"]).unlink(missing_ok=True)
+            raise PairError(f"item {item_id} left out ({variant} version, music of {music_id}): {err}") from None
+        made.append({"file_name": rel, "id": pair_row_id(item_id, variant), "pair_id": item_id,
+                     "variant": variant, "category": row["category"], "subcategory": row.get("subcategory"),
+                     "duration": info["duration"], "music_source_id": music_id,
+                     "music_source_category": by_id[music_id]["category"],
+                     "music_duration": info["music_duration"], "music_fit": info["music_fit"]})
+    return made
 
 
 def load_pair(path: str | os.PathLike, streaming: bool = False, **kwargs: Any):

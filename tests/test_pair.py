@@ -408,3 +408,24 @@ def test_pair_harness_pieces_match_evaluation(swap_dir, monkeypatch):
     assert got[0] == got[1] and parse_rating(got[0]).value is not None  # same frames, same rating
     with pytest.raises(HarmonySetError, match="not 'pair'"):
         RegistryDispatcher(model="baseline-generic").generate([HarnessRequest("p", docs[0], [], [])])
+
+
+def test_an_unreadable_video_leaves_its_item_out_and_the_rest_goes_on(hub_dir, tmp_path):
+    import shutil
+
+    broken_hub = tmp_path / "hub-broken"
+    shutil.copytree(hub_dir, broken_hub)  # copies: the session's videos stay intact
+    rows = load_split(broken_hub, "oe", media=True, limit=3)
+    victim = Path(rows[1]["video"]["path"])
+    data = victim.read_bytes()
+    victim.unlink()
+    victim.write_bytes(data[: len(data) // 3])  # truncated: the moov atom (faststart) survives, the media not
+    report = derive_swap(broken_hub, tmp_path / "swap", seed=0, limit=3)
+    skipped = {s["id"] for s in report["skipped"]}
+    # The victim is left out, and so is the item that was to get its music.
+    assert rows[1]["id"] in skipped and len(skipped) == 2
+    assert any(rows[1]["id"] in s["reason"] for s in report["skipped"])
+    kept = load_split(tmp_path / "swap", "pair")
+    assert len(kept) == 2 and {r["pair_id"] for r in kept} == {r["id"] for r in rows} - skipped
+    assert len(list((tmp_path / "swap" / "videos").rglob("*.mp4"))) == 2
+    assert not list((tmp_path / "swap").rglob(".*.tmp.mp4"))

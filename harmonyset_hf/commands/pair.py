@@ -27,8 +27,11 @@ def _run_swap(args: argparse.Namespace) -> int:
 
     report = derive_swap(args.data, args.out, seed=args.seed, limit=args.limit)
     fits = ", ".join(f"{k} {v}" for k, v in sorted(report["music_fit"].items()))
+    for problem in report["skipped"][:20]:
+        print(f"  skipped {problem['id']}: {problem['reason']}")
     print(f"derived {args.out}: {report['items']} items x 2 versions ({report['rows']} rows; music {fits}); "
-          f"{report['same_category_pairs']} same-category pairs; {report['seconds']} s")
+          f"{report['same_category_pairs']} same-category pairs; {len(report['skipped'])} items skipped; "
+          f"{report['seconds']} s")
     return 0
 
 
