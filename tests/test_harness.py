@@ -268,7 +268,13 @@ def test_docs_and_scores_match_evaluation(hub_dir):
 
 def test_dispatcher_routes_configs_and_refuses_mismatch():
     from harmonyset_hf.errors import HarmonySetError
-    from harmonyset_hf.harness.adapter import HarnessRequest, RegistryDispatcher, truncate
+    from harmonyset_hf.harness.adapter import (
+        HarnessRequest,
+        RegistryDispatcher,
+        make_dispatcher,
+        registry_variants,
+        truncate,
+    )
 
     mc_doc = {"id": "x", "question_id": "x:rhythm", "aspect": "rhythm", "question": "q?",
               "options": ["a", "bb", "cccc", "d"], "answer": "C", "video_path": "/nowhere.mp4"}
@@ -277,6 +283,11 @@ def test_dispatcher_routes_configs_and_refuses_mismatch():
     replies = both.generate([HarnessRequest("p", mc_doc, [], []), HarnessRequest("p", oe_doc, [], ["\n"])])
     assert replies[0] == "C" and replies[1] and "\n" not in replies[1]
     assert truncate("abc\n\ndef", ["\n\n"]) == "abc" and truncate("abc", []) == "abc"
+    generic = make_dispatcher({}, "4", None, {"model": "baseline-longest", "seed": 1})
+    assert generic.names["mc"] == "baseline-longest" and generic.model_kwargs == {"seed": 1}
+    assert generic.batch_size == 4
+    api = make_dispatcher(registry_variants()["harmonyset-openai-api"], "auto", None, {"model": "gpt-x"})
+    assert api.names["oe"] == "openai-api" and api.model_kwargs == {"model": "gpt-x"}  # the API's model name
     with pytest.raises(HarmonySetError, match="not 'oe'"):
         RegistryDispatcher(model="baseline-random").generate([HarnessRequest("p", oe_doc, [], [])])
 

@@ -105,14 +105,16 @@ class RegistryDispatcher:
     """Runs registry models (``harmonyset_hf.models``) on harness requests."""
 
     def __init__(self, model: str | None = None, mc: str | None = None, oe: str | None = None,
-                 batch_size: Any = None, device: Any = None, pair: str | None = None, **model_kwargs: Any):
+                 batch_size: Any = None, device: Any = None, pair: str | None = None,
+                 model_options: Mapping[str, Any] | None = None, **model_kwargs: Any):
         if model is None and mc is None and oe is None and pair is None:
             from ..models import ModelError
 
             raise ModelError(f"name a model: model=<one of {', '.join(sorted(MODELS))}> "
                              "(or mc=<name>, oe=<name>, pair=<name> per config)")
         self.names = {"mc": mc or model, "oe": oe or model, "pair": pair or model}
-        self.model_kwargs = model_kwargs
+        # model_options: options whose names the dispatcher uses itself (openai-api's own `model=`).
+        self.model_kwargs = {**model_kwargs, **(model_options or {})}
         self.batch_size = batch_size_of(batch_size)
         # The harness's --batch_size and --device reach models whose constructor takes them.
         self.harness_options = {"batch_size": self.batch_size, "device": usable_device(device)}
@@ -182,7 +184,8 @@ def registry_variants() -> dict[str, dict[str, str]]:
     """Harness model names and the dispatcher options they stand for.
 
     ``harmonyset`` (``model=NAME`` chooses), ``harmonyset-baseline`` (longest option for MC, the
-    generic answer for OE, the frames-only rater for swap pairs) and ``harmonyset-<name>`` for every registry model.
+    generic answer for OE, the frames-only rater for swap pairs) and ``harmonyset-<name>`` for every
+    registry model (see :func:`make_dispatcher` for a ``model=`` option there).
     """
     variants: dict[str, dict[str, str]] = {"harmonyset": {}, "harmonyset-baseline": {"mc": BASELINE_MC,
                                                                                    "oe": BASELINE_OE,
@@ -190,3 +193,17 @@ def registry_variants() -> dict[str, dict[str, str]]:
     for name in sorted(MODELS):
         variants[f"harmonyset-{name}"] = {"model": name}
     return variants
+
+
+def make_dispatcher(defaults: Mapping[str, str], batch_size: Any, device: Any,
+                    kwargs: Mapping[str, Any]) -> RegistryDispatcher:
+    """The dispatcher of a harness model: its variant ``defaults``, then ``--model_args``.
+
+    With the plain ``harmonyset`` name ``model=NAME`` picks the registry model; with a
+    ``harmonyset-<name>`` one the registry model is fixed and ``model=`` goes to the model itself
+    (``harmonyset-openai-api --model_args model=gpt-4o``).
+    """
+    options = dict(kwargs)
+    model_options = {"model": options.pop("model")} if "model" in defaults and "model" in options else {}
+    return RegistryDispatcher(batch_size=batch_size, device=device, model_options=model_options,
+                              **{**defaults, **options})

@@ -12,7 +12,7 @@ from typing import Any
 
 from lm_eval.api.model import LM
 
-from .adapter import HarnessRequest, RegistryDispatcher, registry_variants, stop_strings
+from .adapter import HarnessRequest, make_dispatcher, registry_variants, stop_strings
 
 
 class HarmonySetLM(LM):
@@ -23,7 +23,7 @@ class HarmonySetLM(LM):
 
     def __init__(self, batch_size: Any = None, max_batch_size: Any = None, device: Any = None, **kwargs: Any):
         super().__init__()
-        self.dispatcher = RegistryDispatcher(batch_size=batch_size, device=device, **{**self.DEFAULTS, **kwargs})
+        self.dispatcher = make_dispatcher(self.DEFAULTS, batch_size, device, kwargs)
 
     @property
     def tokenizer_name(self) -> str:

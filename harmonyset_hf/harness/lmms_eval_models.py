@@ -33,7 +33,7 @@ def manifests() -> list[Any]:
 def _base_class() -> type:
     from lmms_eval.api.model import lmms
 
-    from .adapter import HarnessRequest, RegistryDispatcher, stop_strings
+    from .adapter import HarnessRequest, make_dispatcher, stop_strings
 
     class HarmonySetLMMS(lmms):
         """A HarmonySet registry model behind lmms-eval's ``generate_until`` (visual: the mp4 path)."""
@@ -43,7 +43,7 @@ def _base_class() -> type:
 
         def __init__(self, batch_size: Any = None, device: Any = None, **kwargs: Any):
             super().__init__()
-            self.dispatcher = RegistryDispatcher(batch_size=batch_size, device=device, **{**self.DEFAULTS, **kwargs})
+            self.dispatcher = make_dispatcher(self.DEFAULTS, batch_size, device, kwargs)
 
         def generate_until(self, requests: list[Any]) -> list[str]:
             """One reply per request; ``args`` are ``(context, gen_kwargs, doc_to_visual, doc_id, task, split)``."""

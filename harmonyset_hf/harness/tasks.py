@@ -157,7 +157,7 @@ _JUDGED: dict[str, dict] = {}  # evaluate_oe results by the digest of (settings,
 def configure_judge(metadata: Mapping[str, Any] | None) -> None:
     """Remember the judge settings of ``--metadata`` (an aggregation function sees no task config)."""
     metadata = metadata or {}
-    if any(k in metadata for k in ("judge_api_key", "api_key")):
+    if "judge_api_key" in metadata:
         raise ConfigError("never pass an API key in --metadata (it is logged): set HARMONYSET_JUDGE_API_KEY")
     _JUDGE_SETTINGS.update({k: metadata[k] for k in JUDGE_KEYS if metadata.get(k) not in (None, "")})
 
