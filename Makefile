@@ -14,13 +14,14 @@ all: test
 
 # torch first, from the local CPU wheel: a plain `torch` requirement resolved with nothing
 # installed pulls the newest CUDA build (GBs). The constraints file keeps every later install on
-# those CPU builds. lmms-eval and timm pull torchvision, whose PyPI builds do not import next to
-# torch 2.13.0+cpu and break `transformers` imports: nothing here needs it, so it is removed.
+# those CPU builds. lmms-eval pulls timm and torchvision; torchvision's PyPI builds do not import
+# next to torch 2.13.0+cpu and break `transformers` imports, and timm (which imports torchvision)
+# then breaks the `accelerate` command. Nothing here needs either, so both are removed.
 $(STAMP): setup.py constraints.txt
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q --disable-pip-version-check torch==2.13.0
 	$(PIP) install -q --disable-pip-version-check -c constraints.txt -e '.[all,dev]'
-	-$(PIP) uninstall -y -q torchvision
+	-$(PIP) uninstall -y -q torchvision timm
 	@touch $(STAMP)
 
 setup: $(STAMP) ffmpeg

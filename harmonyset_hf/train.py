@@ -230,8 +230,9 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     if cfg.report_to:
         accelerator.init_trackers("harmonyset", config={k: v for k, v in to_dict(cfg).items() if k != "report_to"})
     n_params = sum(p.numel() for p in params)
+    shown_precision = "fp32" if precision == "no" else precision
     accelerator.print(f"harmonyset train: {len(dataset)} items, {max_steps} steps of {cfg.batch_size}x{cfg.grad_accum}"
-                      f"x{accelerator.num_processes} samples, {n_params:,} trainable parameters, {precision}, "
+                      f"x{accelerator.num_processes} samples, {n_params:,} trainable parameters, {shown_precision}, "
                       f"{'resuming at step ' + str(step) if step else 'fresh run'}")
 
     def save_checkpoint(at: int) -> None:
