@@ -73,7 +73,8 @@ def load_split(data: str | os.PathLike, config: str, media: bool = False, limit:
         else:
             ds = hub_load(data, config)
     except (FileNotFoundError, ValueError) as err:
-        raise PredictError(f"cannot load config {config!r} of {data}: {err}") from err
+        hint = " (the pair config is in a folder made by `harmonyset derive swap`)" if config == "pair" else ""
+        raise PredictError(f"cannot load config {config!r} of {data}: {err}{hint}") from err
     if limit is not None and config == "pair":  # the first N items, both versions of each
         first = list(dict.fromkeys(ds["pair_id"]))[:limit]
         ds = ds.select([i for i, p in enumerate(ds["pair_id"]) if p in set(first)])

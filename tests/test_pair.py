@@ -284,6 +284,11 @@ def test_cli_derive_swap_and_errors(hub_dir, tmp_path, capsys):
     assert harmonyset_main(["eval", "pair", "--data", str(out), "--predictions", str(preds),
                             "--out", str(tmp_path / "e")]) == 2
     assert "'id'" in capsys.readouterr().err
+    preds = tmp_path / "pair.jsonl"
+    write_jsonl(preds, [{"id": "a:original", "response": "5"}])
+    assert harmonyset_main(["eval", "pair", "--data", str(hub_dir), "--predictions", str(preds),
+                            "--out", str(tmp_path / "e")]) == 2
+    assert "harmonyset derive swap" in capsys.readouterr().err  # a Hub folder without the pair config
 
 
 # --------------------------------------------------------------------------------------------
