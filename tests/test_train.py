@@ -224,6 +224,24 @@ def test_two_process_gloo_run_matches_one_process(full_run, hub_dir, tiny_dir, t
     assert (state / "random_states_0.pkl").is_file() and (state / "random_states_1.pkl").is_file()
 
 
+def test_accelerate_launch_console_script_runs_the_recipe(full_run, hub_dir, tiny_dir, tmp_path):
+    # The README's command, word for word: the `accelerate` console script (which breaks when a
+    # torchvision-less timm is installed) with the CPU accelerate config.
+    accelerate = Path(sys.executable).with_name("accelerate")
+    out = tmp_path / "launched"
+    cmd = [str(accelerate), "launch", "--config_file", str(ROOT / "configs" / "accelerate" / "cpu.yaml"),
+           "-m", "harmonyset_hf.train", "--config", str(RECIPE)]
+    for value in overrides(hub_dir, tiny_dir, out, "stop_after=2"):
+        cmd += ["--set", value]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    reference, launched = losses(full_run), losses(out)
+    assert sorted(launched) == [1, 2]
+    for step, value in launched.items():
+        assert abs(value - reference[step]) < 1e-5, (step, value, reference[step])
+
+
 @pytest.mark.slow
 def test_trained_adapter_predicts(full_run, hub_dir, tiny_dir, tmp_path):
     from harmonyset_hf.cli import main
