@@ -57,7 +57,7 @@ def load_results(paths: Sequence[str | os.PathLike]) -> list[dict]:
             raise ReportError(f"results file not found: {path}") from None
         except json.JSONDecodeError as err:
             raise ReportError(f"{path}: not JSON ({err.msg})") from None
-        if results.get("config") not in ("mc", "oe"):
+        if results.get("config") not in ("mc", "oe", "pair"):
             raise ReportError(f"{path}: not a HarmonySet results.json (config {results.get('config')!r})")
         results["_label"] = str(results.get("model") or path.parent.name)
         results["_path"] = str(path)
@@ -171,6 +171,33 @@ def mc_table(results: list[dict], paper: bool = False, markdown: bool = True) ->
     return header, rows
 
 
+def pair_table(results: list[dict], markdown: bool = True) -> tuple[list[str], list[list[str]]]:
+    """Swap pairs (``eval pair``): accuracy with ties half [95 % CI], strict accuracy, tie and invalid rates."""
+    header = (["Model", "Acc % [95% CI]", "Strict %", "Ties %", "Invalid %", "Mean rating orig / swap",
+               "Sign test p", "Items", "Missing"] if markdown else
+              ["model", "accuracy", "ci_low", "ci_high", "strict_accuracy", "tie_rate", "invalid_rate",
+               "mean_rating_original", "mean_rating_swapped", "sign_test_p", "items", "missing"])
+    rows = []
+    for r in (r for r in results if r["config"] == "pair"):
+        o, ci = r["overall"], r["overall"].get("ci95") or [None, None]
+        means = o.get("mean_rating") or {}
+        if markdown:
+            acc = _pct(o["accuracy"])
+            rows.append([r["_label"], f"{acc} [{_pct(ci[0])}, {_pct(ci[1])}]" if acc else "",
+                         _pct(o["strict_accuracy"]), _pct(o["tie_rate"]), _pct(o["invalid_rate"]),
+                         f"{_num(means.get('original'))} / {_num(means.get('swapped'))}"
+                         if means.get("original") is not None else "", _num(o.get("sign_test_p"), 3),
+                         str(o["n"]), str(r["counts"]["missing"])])
+        else:
+            rows.append([r["_label"], *[_num(v, 4) for v in (o["accuracy"], ci[0], ci[1], o["strict_accuracy"],
+                                                             o["tie_rate"], o["invalid_rate"], means.get("original"),
+                                                             means.get("swapped"), o.get("sign_test_p"))],
+                         str(o["n"]), str(r["counts"]["missing"])])
+    rows.append(["chance (or a model that ignores the audio)", _pct(0.5) if markdown else _num(0.5, 4)]
+                + [""] * (len(header) - 2))
+    return header, rows
+
+
 def _bar_chart(path: Path, title: str, ylabel: str, labels: list[str], series: dict[str, list[float | None]],
                hline: float | None = None, ylim: tuple[float, float] | None = None,
                errors: dict[str, list[tuple[float, float] | None]] | None = None) -> Path:
@@ -259,6 +286,14 @@ def write_report(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike,
         written.append(atomic_write_text(out_dir / "table5_mc.md", _markdown(header, rows)))
         header, rows = mc_table(results, paper, markdown=False)
         written.append(atomic_write_text(out_dir / "table5_mc.csv", _csv(header, rows)))
+    if any(r["config"] == "pair" for r in results):
+        header, rows = pair_table(results)
+        parts += ["## Swap pairs: is the original music rated higher? (ties count half; invalid as wrong)\n",
+                  _markdown(header, rows)]
+        short += parts[-2:]
+        written.append(atomic_write_text(out_dir / "pairs.md", _markdown(header, rows)))
+        header, rows = pair_table(results, markdown=False)
+        written.append(atomic_write_text(out_dir / "pairs.csv", _csv(header, rows)))
     notes = []
     if paper:
         notes.append("Rows marked `paper:` are the numbers published in the HarmonySet paper (arXiv 2503.01725), "

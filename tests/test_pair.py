@@ -247,6 +247,10 @@ def test_a_model_that_ignores_the_audio_scores_exactly_50_percent(swap_dir, tmp_
     # Not a constant: the ratings follow the frames, and the frames of both versions are the same.
     assert len({p["response"] for p in preds}) > 1
     assert "accuracy 50.0%" in capsys.readouterr().out
+    # `harmonyset report` takes pair results beside MC/OE ones.
+    assert harmonyset_main(["report", str(tmp_path / "baseline-frames-eval"), "--out", str(tmp_path / "report")]) == 0
+    table = (tmp_path / "report" / "pairs.csv").read_text().splitlines()
+    assert table[1].startswith("baseline-frames,0.5000,") and (tmp_path / "report" / "pairs.md").is_file()
 
 
 @pytest.mark.slow
