@@ -226,10 +226,11 @@ def test_sign_test_and_pair_accuracy_edges():
 # --------------------------------------------------------------------------------------------
 # End to end: predict + eval pair through the CLI
 # --------------------------------------------------------------------------------------------
-def _predict_and_eval(swap_dir: Path, tmp_path: Path, model: str, *extra: str) -> tuple[dict, list[dict]]:
+def _predict_and_eval(swap_dir: Path, tmp_path: Path, model: str, *extra: str,
+                      predict_args: tuple[str, ...] = ()) -> tuple[dict, list[dict]]:
     preds = tmp_path / f"{model}.jsonl"
     assert harmonyset_main(["predict", "--data", str(swap_dir), "--config", "pair", "--model", model,
-                            "--out", str(preds), *extra]) == 0
+                            "--out", str(preds), *extra, *predict_args]) == 0
     out = tmp_path / f"{model}-eval"
     assert harmonyset_main(["eval", "pair", "--data", str(swap_dir), "--predictions", str(preds),
                             "--out", str(out), *extra]) == 0
@@ -438,3 +439,36 @@ def test_an_unreadable_video_leaves_its_item_out_and_the_rest_goes_on(hub_dir, t
     assert len(kept) == 2 and {r["pair_id"] for r in kept} == {r["id"] for r in rows} - skipped
     assert len(list((tmp_path / "swap" / "videos").rglob("*.mp4"))) == 2
     assert not list((tmp_path / "swap").rglob(".*.tmp.mp4"))
+
+
+def _media_rater(body: dict) -> str:
+    """A chat 'model' at the network edge whose rating is a function of every image and audio part it is sent."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for msg in body.get("messages", []):
+        for part in msg.get("content") if isinstance(msg.get("content"), list) else []:
+            if part.get("type") == "image_url":
+                digest.update(part["image_url"]["url"].encode())
+            elif part.get("type") == "input_audio":
+                digest.update(part["input_audio"]["data"].encode())
+    return f"I would rate the fit {1 + digest.digest()[0] % 10}/10."
+
+
+@pytest.mark.parametrize("audio", [False, True])
+def test_an_api_model_without_the_audio_ties_and_with_it_does_not(swap_dir, tmp_path, monkeypatch, audio):
+    """openai-api through a local server: frames only (audio=false) gives identical requests, so 50 %."""
+    from openai_server import FakeOpenAIServer
+
+    monkeypatch.setenv("HARMONYSET_API_API_KEY", "test-key")
+    with FakeOpenAIServer(reply=_media_rater) as server:
+        args = f"base_url={server.base_url},model=rater,audio={str(audio).lower()},cache_dir={tmp_path / 'cache'}"
+        results, preds = _predict_and_eval(swap_dir, tmp_path, "openai-api",
+                                           predict_args=("--model-args", args, "--frames", "4"))
+        served = server.total_served
+    o = results["overall"]
+    assert o["invalid"] == 0 and o["n"] == len(preds) // 2 and served >= o["n"]
+    if audio:
+        assert o["tie_rate"] < 1.0
+    else:
+        assert o["accuracy"] == 0.5 and o["tie_rate"] == 1.0
