@@ -71,22 +71,28 @@ def pair_features(with_video: bool = True):
 # --------------------------------------------------------------------------------------------
 # Who gets whose music
 # --------------------------------------------------------------------------------------------
-def _conflicts(i: int, j: int, categories: list[str]) -> int:
-    return 2 if i == j else int(categories[i] == categories[j])
-
-
-def swap_assignment(ids: list[str], categories: list[str], seed: int = 0) -> dict[str, str]:
+def swap_assignment(ids: list[str], categories: list[str], seed: int = 0,
+                    durations: list[float] | None = None) -> dict[str, str]:
     """A seeded derangement ``{item id: music source id}``: never an item's own music, other categories if possible.
 
     A random cycle (a derangement for any n >= 2) is repaired by exchanging sources between two
-    items whenever that lowers the number of same-category pairs; what is left is unavoidable
-    when one category holds more than half of the items.
+    items whenever that lowers the cost: 2 for a same-category pair, and (given ``durations``) 1
+    for music shorter than the video, which would have to loop where the original never does.
+    What is left is unavoidable (one category holding more than half of the items; the longest video).
     """
     n = len(ids)
     if n < 2:
         raise PairError(f"the swap variant needs at least 2 test items, got {n}")
     if len(set(ids)) != n:
         raise PairError("item ids are not unique")
+    if durations is not None and len(durations) != n:
+        raise PairError(f"{len(durations)} durations for {n} items")
+
+    def cost(i: int, j: int) -> int:
+        if i == j:
+            return 100
+        return 2 * (categories[i] == categories[j]) + int(durations is not None and durations[j] < durations[i])
+
     rng = random.Random(seed)
     order = list(range(n))
     rng.shuffle(order)
@@ -97,12 +103,11 @@ def swap_assignment(ids: list[str], categories: list[str], seed: int = 0) -> dic
     while improved:
         improved = False
         for i in rng.sample(range(n), n):
-            if _conflicts(i, target[i], categories) == 0:
+            if cost(i, target[i]) == 0:
                 continue
             for j in rng.sample(range(n), n):
-                before = _conflicts(i, target[i], categories) + _conflicts(j, target[j], categories)
-                after = _conflicts(i, target[j], categories) + _conflicts(j, target[i], categories)
-                if j != i and after < before:
+                before = cost(i, target[i]) + cost(j, target[j])
+                if j != i and cost(i, target[j]) + cost(j, target[i]) < before:
                     target[i], target[j] = target[j], target[i]
                     improved = True
                     break
@@ -266,7 +271,8 @@ def derive_swap(data: str | os.PathLike, out_dir: str | os.PathLike, seed: int =
     if rows and "video" not in rows[0]:
         raise PairError(f"{data} has no videos (an annotations-only build?): the swap variant needs the media")
     ids = [str(r["id"]) for r in rows]
-    sources = swap_assignment(ids, [r["category"] for r in rows], seed=seed)
+    sources = swap_assignment(ids, [r["category"] for r in rows], seed=seed,
+                              durations=[float(r.get("duration") or 0.0) for r in rows])
     by_id = {str(r["id"]): r for r in rows}
     out = Path(out_dir)
     tmp = out.parent / f".{out.name}.deriving-{os.getpid()}"

@@ -84,6 +84,26 @@ def test_swap_assignment_when_categories_cannot_all_differ():
         swap_assignment(["x", "x"], ["c", "d"])
 
 
+def test_swap_assignment_avoids_music_that_would_loop_where_it_can():
+    ids = [f"v{i}" for i in range(40)]
+    cats = [f"c{i % 5}" for i in range(40)]
+    durations = [3.0 + (7 * i) % 40 for i in range(40)]  # 40 different lengths, 3-42 s
+    longest = ids[durations.index(max(durations))]
+
+    def loops(sources: dict[str, str]) -> int:
+        return sum(durations[ids.index(s)] < durations[ids.index(i)] for i, s in sources.items())
+
+    for seed in range(5):
+        with_durations = swap_assignment(ids, cats, seed=seed, durations=durations)
+        without = swap_assignment(ids, cats, seed=seed)
+        assert all(cats[ids.index(i)] != cats[ids.index(s)] for i, s in with_durations.items())
+        assert all(i != s for i, s in with_durations.items())
+        assert 1 <= loops(with_durations) < loops(without)
+        assert durations[ids.index(with_durations[longest])] < max(durations)  # the longest video always loops
+    with pytest.raises(PairError, match="durations"):
+        swap_assignment(ids, cats, durations=durations[:3])
+
+
 def test_fit_length_trims_and_loops_with_a_crossfade():
     music = np.stack([np.arange(100, dtype=np.float32), -np.arange(100, dtype=np.float32)])
     trimmed, how = fit_length(music, 60, fade=10)
