@@ -1,10 +1,10 @@
 """Evaluation of predictions against HarmonySet rows: the one place the CLI, harness tasks and metrics call.
 
-`evaluate_mc` and `evaluate_oe` take plain rows (``load_dataset(HUB, "mc"|"oe")``, video column
-not needed) and predictions keyed by id, and return ``(results, items)``: the results dict that
-``results.json`` holds (see DESIGN.md) and one record per item for ``items.jsonl``. Missing
-predictions are counted (and left out of the scores); predictions whose id is not in the data
-are counted and listed.
+`evaluate_mc`, `evaluate_oe` and `evaluate_pair` take plain rows (``load_dataset(HUB, "mc"|"oe")``,
+or ``"pair"`` of a `harmonyset derive swap` folder; video column not needed) and predictions keyed
+by id, and return ``(results, items)``: the results dict that ``results.json`` holds (see DESIGN.md)
+and one record per item for ``items.jsonl``. Missing predictions are counted (and left out of the
+scores); predictions whose id is not in the data are counted and listed.
 """
 
 from __future__ import annotations
