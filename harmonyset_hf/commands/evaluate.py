@@ -27,22 +27,10 @@ def register(cli) -> None:
     oe.add_argument("--cache", default=None, help="judge reply cache folder (default: the user cache)")
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", required=True, help="Hub folder or repo id (as for load_dataset)")
-    p.add_argument("--predictions", required=True, help="predictions .jsonl")
-    p.add_argument("--out", required=True, help="output folder for results.json and items.jsonl")
-    p.add_argument("--limit", type=int, default=None, help="only the first N rows of the split")
+def finish(args: argparse.Namespace, results: dict, items: list, facts: dict) -> int:
+    """Record where predictions and data came from, write results.json + items.jsonl, print the summary."""
+    from ..evaluation import summary_line, write_results
 
-
-def _run_mc(args: argparse.Namespace) -> int:
-    from ..evaluation import evaluate_mc, read_predictions, summary_line, write_results
-    from ..predict import load_split
-
-    predictions, facts = read_predictions(args.predictions, "mc")
-    every = load_split(args.data, "mc")
-    rows = every[:args.limit] if args.limit is not None else every
-    results, items = evaluate_mc(rows, predictions, circular=args.circular, model=facts["model"],
-                                 known_ids=[r["question_id"] for r in every])
     results["predictions"] = facts
     results["data"] = str(args.data)
     path = write_results(args.out, results, items)
@@ -51,9 +39,28 @@ def _run_mc(args: argparse.Namespace) -> int:
     return 0
 
 
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", required=True, help="Hub folder or repo id (as for load_dataset)")
+    p.add_argument("--predictions", required=True, help="predictions .jsonl")
+    p.add_argument("--out", required=True, help="output folder for results.json and items.jsonl")
+    p.add_argument("--limit", type=int, default=None, help="only the first N rows of the split")
+
+
+def _run_mc(args: argparse.Namespace) -> int:
+    from ..evaluation import evaluate_mc, read_predictions
+    from ..predict import load_split
+
+    predictions, facts = read_predictions(args.predictions, "mc")
+    every = load_split(args.data, "mc")
+    rows = every[:args.limit] if args.limit is not None else every
+    results, items = evaluate_mc(rows, predictions, circular=args.circular, model=facts["model"],
+                                 known_ids=[r["question_id"] for r in every])
+    return finish(args, results, items, facts)
+
+
 def _run_oe(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
-    from ..evaluation import evaluate_oe, read_predictions, summary_line, write_results
+    from ..evaluation import evaluate_oe, read_predictions
     from ..judge import make_judge
     from ..predict import load_split
 
@@ -72,9 +79,4 @@ def _run_oe(args: argparse.Namespace) -> int:
                                      known_ids=[r["id"] for r in every])
     finally:
         judge.close()
-    results["predictions"] = facts
-    results["data"] = str(args.data)
-    path = write_results(args.out, results, items)
-    print(summary_line(results))
-    print(f"wrote {path} and {path.parent / 'items.jsonl'}")
-    return 0
+    return finish(args, results, items, facts)

@@ -36,16 +36,12 @@ def _run_swap(args: argparse.Namespace) -> int:
 
 
 def _run_pair(args: argparse.Namespace) -> int:
-    from ..evaluation import evaluate_pair, read_predictions, summary_line, write_results
+    from ..evaluation import evaluate_pair, read_predictions
     from ..predict import load_split
+    from .evaluate import finish
 
     predictions, facts = read_predictions(args.predictions, "pair")
     every = load_split(args.data, "pair")
     rows = load_split(args.data, "pair", limit=args.limit) if args.limit is not None else every
     results, items = evaluate_pair(rows, predictions, model=facts["model"], known_ids=[r["id"] for r in every])
-    results["predictions"] = facts
-    results["data"] = str(args.data)
-    path = write_results(args.out, results, items)
-    print(summary_line(results))
-    print(f"wrote {path} and {path.parent / 'items.jsonl'}")
-    return 0
+    return finish(args, results, items, facts)
