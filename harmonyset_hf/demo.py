@@ -2,7 +2,8 @@
 
 HarmonySet-mini (real mp4 files with music) -> Hub folder -> ``load_dataset`` -> predictions of
 the GPU-free baselines (MC with the 4 option rotations, OE) -> MC accuracy and OE scores from the
-offline proxy judge -> the paper's tables side by side with the paper's own numbers, and charts.
+offline proxy judge -> signal-level synchronization checked against the human sync codes (beyond
+the paper) -> the paper's tables side by side with the paper's own numbers, and charts.
 """
 
 from __future__ import annotations
@@ -37,9 +38,9 @@ def run_demo(out_dir: str | os.PathLike, n: int = 24, seed: int = 0, judge: str 
     out = Path(out_dir)
     mini, hub = out / "HarmonySet-mini", out / "hub" / "HarmonySet-mini"
     # A demo run starts clean: stale predictions of an older sample would be skipped as "done".
-    for sub in ("HarmonySet-mini", "hub", "predictions", "results", "report"):
+    for sub in ("HarmonySet-mini", "hub", "predictions", "results", "sync", "report"):
         shutil.rmtree(out / sub, ignore_errors=True)
-    total = 6
+    total = 7
     times: dict[str, float] = {}
 
     t = _step(log, 1, total, f"HarmonySet-mini: {n} synthetic video-music pairs with real media -> {mini}")
@@ -86,7 +87,15 @@ def run_demo(out_dir: str | os.PathLike, n: int = 24, seed: int = 0, judge: str 
         scorer.close()
     times["evaluate"] = time.perf_counter() - t
 
-    t = _step(log, 6, total, f"report (with the paper's numbers) -> {out / 'report'}")
+    t = _step(log, 6, total, "signal-level sync: visual cuts vs musical changes, against the human sync codes")
+    from .sync_eval import evaluate_sync
+    from .sync_eval import summary_line as sync_summary
+
+    sync = evaluate_sync(hub, out / "sync", configs=("oe",), progress=progress, resume=False)
+    log(f"    {sync_summary(sync)}")
+    times["sync"] = time.perf_counter() - t
+
+    t = _step(log, 7, total, f"report (with the paper's numbers) -> {out / 'report'}")
     report = write_report(result_dirs, out / "report", paper=True)
     log("")
     log(report["summary"])
@@ -96,5 +105,5 @@ def run_demo(out_dir: str | os.PathLike, n: int = 24, seed: int = 0, judge: str 
     log(f"demo done in {elapsed:.0f} s ({', '.join(f'{k} {v:.0f} s' for k, v in times.items())}): "
         f"{n} pairs, {len(rows['mc'])} MC questions, {len(rows['oe'])} OE items, {len(predictions)} models; "
         f"report in {out / 'report' / 'report.md'}")
-    return {"out": out, "hub": hub, "results": result_dirs, "report": report["files"], "seconds": elapsed,
-            "times": times}
+    return {"out": out, "hub": hub, "results": result_dirs, "sync": sync, "report": report["files"],
+            "seconds": elapsed, "times": times}

@@ -15,8 +15,8 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    for step in range(1, 7):
-        assert f"[{step}/6]" in printed
+    for step in range(1, 8):
+        assert f"[{step}/7]" in printed
     assert "demo done in" in printed and "paper: Gemini-1.5 Pro" in printed
     results = {p.parent.name: json.loads(p.read_text()) for p in (out / "results").glob("*/results.json")}
     assert set(results) == {"mc_baseline-random", "mc_baseline-longest", "oe_baseline-generic"}
@@ -29,5 +29,7 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
     oe = results["oe_baseline-generic"]
     assert oe["judge"]["kind"] == "embedding" and oe["counts"]["failed"] == 0 and oe["counts"]["scored"] > 0
     assert all(1 <= oe["overall"][a] <= 10 for a in ("rhythm", "theme", "emotion", "culture"))
+    sync = json.loads((out / "sync" / "results.json").read_text())
+    assert sync["counts"]["analysed"] > 0 and (out / "sync" / "sync.png").stat().st_size > 0
     for name in ("report.md", "table2_oe.csv", "table5_mc.csv", "mc_accuracy.png", "oe_overall.png"):
         assert (out / "report" / name).stat().st_size > 0
