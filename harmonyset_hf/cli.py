@@ -49,6 +49,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="harmonyset",
         description="HarmonySet (video-music alignment): data, training and evaluation for the HF stack.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=(
+            "typical use:\n"
+            "  harmonyset demo --out demo_out                  # everything, offline, on HarmonySet-mini\n"
+            "  harmonyset build --release REL --out HUB --annotations-only\n"
+            "  harmonyset predict --data HUB --config mc --model NAME --out preds.jsonl\n"
+            "  harmonyset eval mc --data HUB --predictions preds.jsonl --out results/\n"
+            "  harmonyset report results/ --out report/ --compare-paper\n"
+            "`harmonyset <command> --help` explains each command; errors name the item and the reason."
+        ),
     )
     parser.add_argument("--version", action="version", version=f"harmonyset-hf {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks and debug logs")

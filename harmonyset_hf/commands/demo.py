@@ -8,7 +8,7 @@ import argparse
 def register(cli) -> None:
     """Add the `demo` verb."""
     p = cli.command("demo", run=_run,
-                    help="HarmonySet-mini -> Hub folder -> load_dataset -> baselines -> eval MC/OE -> report")
+                    help="HarmonySet-mini -> Hub folder -> load_dataset -> baselines -> eval MC/OE -> sync -> report")
     p.add_argument("--out", default="demo_out", help="output folder (recreated parts: data, predictions, report)")
     p.add_argument("--n", type=int, default=24, help="video-music pairs in HarmonySet-mini")
     p.add_argument("--seed", type=int, default=0)
