@@ -75,8 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `harmonyset` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO,
+    # Our own progress notes at INFO; other libraries only when they warn (unless --debug).
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("harmonyset_hf").setLevel(logging.DEBUG if args.debug else logging.INFO)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
