@@ -106,7 +106,12 @@ def build_data(cfg: TrainConfig, processor):
     from .predict import local_cache_dir
 
     # A cache private to a local folder's contents: datasets would serve a same-named folder's stale video paths.
-    rows = load_dataset(cfg.data, cfg.data_config, split=cfg.split, cache_dir=local_cache_dir(cfg.data))
+    try:
+        rows = load_dataset(cfg.data, cfg.data_config, split=cfg.split, cache_dir=local_cache_dir(cfg.data))
+    except Exception as err:  # a wrong path reads as "Couldn't reach ... on the Hub": name the setting at fault
+        raise ConfigError(f"data={cfg.data}: cannot load config {cfg.data_config!r} split {cfg.split!r} "
+                          f"(a Hub folder from `harmonyset build` or a Hub repo id; {type(err).__name__}: {err})"
+                          ) from err
     if cfg.shortest_first:
         rows = rows.sort("duration")
     if cfg.max_items:

@@ -81,6 +81,16 @@ def test_config_yaml_overrides_and_type_checks():
         assert cfg.num_frames == {"32f": 32, "64f": 64}.get(name[-3:], 16)
 
 
+def test_wrong_data_path_is_one_clear_error(tmp_path):
+    """A mistyped data= used to surface as a traceback ("Couldn't reach 'x' on the Hub")."""
+    from harmonyset_hf.train import build_data
+    from harmonyset_hf.train_config import load_config
+
+    cfg = load_config(RECIPE, [f"data={tmp_path / 'no_such_hub'}"])
+    with pytest.raises(ConfigError, match="data=.*no_such_hub: cannot load config 'instruct'"):
+        build_data(cfg, processor=None)
+
+
 def test_accelerate_configs_load():
     from accelerate.commands.config.config_args import load_config_from_file
 
