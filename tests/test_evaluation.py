@@ -283,3 +283,14 @@ def test_predict_failed_items_are_reported_and_retried(hub_dir, tmp_path, mc_row
         assert len({r["question_id"] for r in read_jsonl(out)}) == len(mc_rows) == len(list(read_jsonl(out)))
     finally:
         MODELS.pop("test-flaky", None)
+
+
+def test_predict_model_args_may_set_seed_and_frames(hub_dir, tmp_path):
+    # the README passes `--model-args seed=...` / `frames=16`; they override --seed/--frames, not crash
+    flags, args = tmp_path / "flags.jsonl", tmp_path / "args.jsonl"
+    common = ["predict", "--data", hub_dir, "--config", "mc", "--model", "baseline-random", "--limit", 6]
+    assert _cli(*common, "--seed", 3, "--out", flags) == 0
+    assert _cli(*common, "--seed", 0, "--model-args", "seed=3,frames=8", "--out", args) == 0
+    got = list(read_jsonl(args))
+    assert [r["response"] for r in got] == [r["response"] for r in read_jsonl(flags)]
+    assert got[0]["meta"] == {"seed": 3, "frames": 8}

@@ -29,11 +29,13 @@ def _run(args: argparse.Namespace) -> int:
     from ..models import get_model, parse_model_args
     from ..predict import check_model_config, load_split, run_predictions
 
-    model = get_model(args.model, seed=args.seed, frames=args.frames, **parse_model_args(args.model_args))
+    # --model-args may set seed/frames too (the README's `frames=16`): they win over the flags.
+    options = {"seed": args.seed, "frames": args.frames, **parse_model_args(args.model_args)}
+    model = get_model(args.model, **options)
     check_model_config(model, args.config)
     rows = load_split(args.data, args.config, media=model.needs_media, limit=args.limit)
     summary = run_predictions(model, rows, args.config, args.out, batch_size=args.batch_size,
-                              circular=args.circular, meta={"seed": args.seed, "frames": args.frames})
+                              circular=args.circular, meta={"seed": options["seed"], "frames": options["frames"]})
     for ident, error in list(summary.failed.items())[:10]:
         print(f"  failed {ident}: {error}")
     print(summary.line())
