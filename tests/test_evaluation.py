@@ -294,3 +294,17 @@ def test_predict_model_args_may_set_seed_and_frames(hub_dir, tmp_path):
     got = list(read_jsonl(args))
     assert [r["response"] for r in got] == [r["response"] for r in read_jsonl(flags)]
     assert got[0]["meta"] == {"seed": 3, "frames": 8}
+
+
+def test_wrong_data_path_is_one_clear_line(tmp_path, mini_dir, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # a mistyped folder is tried as a Hub repo id
+    preds = tmp_path / "p.jsonl"
+    preds.write_text('{"question_id": "x:rhythm", "response": "A"}\n')
+    missing = tmp_path / "no_such_hub"
+    assert _cli("eval", "mc", "--data", missing, "--predictions", preds, "--out", tmp_path / "r") == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "no such folder" in err and str(missing) in err
+    # the release folder itself is not a Hub folder
+    assert _cli("predict", "--data", mini_dir / "release", "--config", "mc", "--model", "baseline-random",
+                "--out", preds) == 2
+    assert "harmonyset build" in capsys.readouterr().err
