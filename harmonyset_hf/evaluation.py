@@ -45,6 +45,8 @@ def read_predictions(path: str | os.PathLike, config: str) -> tuple[dict[str, st
     """Responses keyed by id from a predictions file, and facts about it (model, duplicates, bad lines)."""
     key = "question_id" if config == "mc" else "id"
     path = Path(path)
+    if path.is_dir():
+        raise EvaluationError(f"--predictions {path} is a folder; give the predictions .jsonl file")
     if not path.exists():
         raise EvaluationError(f"predictions file not found: {path}")
     responses: dict[str, str] = {}

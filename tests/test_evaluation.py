@@ -308,3 +308,8 @@ def test_wrong_data_path_is_one_clear_line(tmp_path, mini_dir, capsys, monkeypat
     assert _cli("predict", "--data", mini_dir / "release", "--config", "mc", "--model", "baseline-random",
                 "--out", preds) == 2
     assert "harmonyset build" in capsys.readouterr().err
+
+
+def test_predictions_folder_is_one_clear_line(hub_dir, tmp_path, capsys):
+    assert _cli("eval", "mc", "--data", hub_dir, "--predictions", tmp_path, "--out", tmp_path / "r") == 2
+    assert "is a folder" in capsys.readouterr().err
