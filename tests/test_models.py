@@ -352,3 +352,11 @@ def test_openai_api_adapter_sends_frames_and_audio(videos, tmp_path):
         assert model.generate(rows, ["Describe the music.", "Is it in sync?"]) == replies
         assert server.total_served == 2
         model.close()
+
+
+def test_unknown_model_option_is_named_with_the_accepted_ones():
+    with pytest.raises(ModelError, match=r"model 'baseline-random' has no option 'foo'; it takes seed, frames"):
+        get_model("baseline-random", seed=1, frames=16, foo=1)
+    # tiny hands **kwargs to QwenOmniModel: its options are followed up the class chain (nothing is built)
+    with pytest.raises(ModelError, match=r"no option 'bogus'; it takes path, .*adapter"):
+        get_model("tiny", bogus=1)

@@ -8,6 +8,7 @@ adding a line to :data:`MODELS`.
 from __future__ import annotations
 
 import importlib
+import inspect
 from typing import Any
 
 from .base import Model, ModelError
@@ -47,6 +48,10 @@ def get_model(name: str, **kwargs: Any) -> Model:
         cls = getattr(importlib.import_module(module_name), class_name)
     except (ImportError, AttributeError) as err:
         raise ModelError(f"model {name!r}: cannot import {MODELS[name]} ({err})") from err
+    unknown = _unknown_options(cls, kwargs)
+    if unknown:
+        raise ModelError(f"model {name!r} has no option {', '.join(map(repr, unknown))}; "
+                         f"it takes {', '.join(_options(cls))}")
     try:
         model = cls(**kwargs)
     except TypeError as err:
@@ -54,6 +59,25 @@ def get_model(name: str, **kwargs: Any) -> Model:
     if not isinstance(model, Model):
         raise ModelError(f"model {name!r} ({MODELS[name]}) lacks name/needs_media/generate")
     return model
+
+
+def _options(cls: type) -> list[str]:
+    """Keyword options of ``cls``, following ``**kwargs`` that a subclass hands to its base class."""
+    names: list[str] = []
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        params = list(inspect.signature(init).parameters.values())[1:]
+        names += [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in names]
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            return names
+    return []  # a **kwargs all the way down: anything goes
+
+
+def _unknown_options(cls: type, kwargs: dict[str, Any]) -> list[str]:
+    accepted = _options(cls)
+    return sorted(k for k in kwargs if k not in accepted) if accepted else []
 
 
 def _coerce(value: str) -> Any:
