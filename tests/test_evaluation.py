@@ -313,3 +313,8 @@ def test_wrong_data_path_is_one_clear_line(tmp_path, mini_dir, capsys, monkeypat
 def test_predictions_folder_is_one_clear_line(hub_dir, tmp_path, capsys):
     assert _cli("eval", "mc", "--data", hub_dir, "--predictions", tmp_path, "--out", tmp_path / "r") == 2
     assert "is a folder" in capsys.readouterr().err
+
+
+def test_predict_out_folder_is_one_clear_line(hub_dir, tmp_path, capsys):
+    assert _cli("predict", "--data", hub_dir, "--config", "mc", "--model", "baseline-random", "--out", tmp_path) == 2
+    assert "is a folder" in capsys.readouterr().err

@@ -26,9 +26,13 @@ def register(cli) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..models import get_model, parse_model_args
-    from ..predict import check_model_config, load_split, run_predictions
+    from pathlib import Path
 
+    from ..models import get_model, parse_model_args
+    from ..predict import PredictError, check_model_config, load_split, run_predictions
+
+    if Path(args.out).is_dir():  # before a model that may take minutes to load
+        raise PredictError(f"--out {args.out} is a folder; give a .jsonl file (e.g. {Path(args.out) / 'preds.jsonl'})")
     # --model-args may set seed/frames too (the README's `frames=16`): they win over the flags.
     options = {"seed": args.seed, "frames": args.frames, **parse_model_args(args.model_args)}
     model = get_model(args.model, **options)
