@@ -360,3 +360,10 @@ def test_unknown_model_option_is_named_with_the_accepted_ones():
     # tiny hands **kwargs to QwenOmniModel: its options are followed up the class chain (nothing is built)
     with pytest.raises(ModelError, match=r"no option 'bogus'; it takes path, .*adapter"):
         get_model("tiny", bogus=1)
+
+
+def test_openai_api_without_a_model_says_how_to_give_one(monkeypatch):
+    for var in ("HARMONYSET_API_MODEL", "HARMONYSET_API_BASE_URL", "OPENAI_BASE_URL"):
+        monkeypatch.delenv(var, raising=False)
+    with pytest.raises(ModelError, match=r"no model given.*--model-args model=NAME"):
+        get_model("openai-api")

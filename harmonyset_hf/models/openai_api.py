@@ -96,11 +96,16 @@ class OpenAIChatModel:
                  concurrency: int | None = None, cache_dir: str | None = None, use_cache: bool = True,
                  timeout: float = 120.0, max_attempts: int = 6, media_backend: str = "pyav",
                  name: str | None = None, progress: bool = False):
+        from ..errors import ConfigError
         from ..llm import LLMClient
 
-        self.client = LLMClient(model=model, base_url=base_url, env_prefix=ENV_PREFIX, cache_dir=cache_dir,
-                                use_cache=use_cache, concurrency=concurrency, timeout=timeout,
-                                max_attempts=max_attempts)
+        try:
+            self.client = LLMClient(model=model, base_url=base_url, env_prefix=ENV_PREFIX, cache_dir=cache_dir,
+                                    use_cache=use_cache, concurrency=concurrency, timeout=timeout,
+                                    max_attempts=max_attempts)
+        except ConfigError as err:  # "pass one" alone does not say how: name the model options
+            raise ModelError(f"openai-api: {err}; model and endpoint can also be given as options "
+                             "(--model-args model=NAME,base_url=URL)") from err
         self.frames = 16 if frames is None else int(frames)
         if self.frames < 1:
             raise ModelError(f"frames must be positive, not {self.frames}")
