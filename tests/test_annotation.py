@@ -28,6 +28,7 @@ from harmonyset_hf.annotation.mc import (
     rebalance,
 )
 from harmonyset_hf.cli import main as cli_main
+from harmonyset_hf.errors import HarmonySetError
 from harmonyset_hf.io import read_jsonl
 from harmonyset_hf.text import find_sections, format_timestamp, parse_sync
 
@@ -127,6 +128,23 @@ GOOD_ROW = {"id": "v1", "annotator": "a1", "sync": "00:10,A", "music_pace": "fas
             "content_alignment": "strongly related", "narrative_supplement": "enhancement",
             "video_emotions": "happy|hope", "emotion_alignment": "consistent", "emotional_richness": "rich",
             "culture_elements": "no culture element", "cultural_relevance": "unrelated"}
+
+
+def test_row_with_unquoted_comma_or_missing_cells_is_one_problem_and_missing_file_one_line(tmp_path):
+    good = _csv([GOOD_ROW]).splitlines()
+    path = tmp_path / "annotators.csv"
+    # an unquoted multi-point sync splits into extra cells; a short row lacks cells
+    path.write_text("\n".join([*good, good[1].replace('a1,"00:10,A"', "a2,00:10,A; 00:20,B"), "v1,a3,0,fast"]) + "\n")
+    with pytest.raises(cons.SheetError) as err:
+        cons.read_annotator_rows(path)
+    assert err.value.errors == [
+        "line 3 (id v1, annotator a2): 14 cell(s), the header has 12; a value with commas "
+        "(a sync such as 00:10,A; 00:20,B) must be in double quotes",
+        "line 4 (id v1, annotator a3): 4 cell(s), the header has 12"]
+    with pytest.raises(HarmonySetError, match=r"^nope\.csv: cannot read the sheet \(No such file or directory\)$"):
+        cons.read_annotator_rows("nope.csv")
+    with pytest.raises(HarmonySetError, match="cannot read the sheet"):
+        review.read_sheet(tmp_path / "nope.csv")
 
 
 def test_malformed_annotator_sheet_names_row_column_and_valid_values(tmp_path, capsys):

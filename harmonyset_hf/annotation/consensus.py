@@ -98,10 +98,30 @@ class Rating:
     line: int
 
 
+def read_sheet_text(path: str | os.PathLike) -> str:
+    """A CSV sheet's text; a missing or unreadable file is one error naming it."""
+    try:
+        return Path(path).read_text(encoding="utf-8-sig")
+    except OSError as err:
+        raise HarmonySetError(f"{path}: cannot read the sheet ({err.strerror or err})") from None
+    except UnicodeDecodeError as err:
+        raise HarmonySetError(f"{path}: not a UTF-8 CSV file ({err.reason} at byte {err.start})") from None
+
+
+def cell_count_problem(raw: dict, header: list[str]) -> str | None:
+    """Why a csv.DictReader row has more or fewer cells than the header (None when it fits)."""
+    extra, short = raw.get(None) or [], sum(v is None for k, v in raw.items() if k is not None)
+    if not extra and not short:
+        return None
+    hint = ("; a value with commas (a sync such as 00:10,A; 00:20,B) must be in double quotes"
+            if extra else "")
+    return f"{len(header) + len(extra) - short} cell(s), the header has {len(header)}{hint}"
+
+
 def read_annotator_rows(path: str | os.PathLike, text: str | None = None) -> list[Rating]:
     """Every row of an annotators.csv, validated; raises :class:`SheetError` listing each bad cell."""
     path = str(path)
-    text = Path(path).read_text(encoding="utf-8-sig") if text is None else text
+    text = read_sheet_text(path) if text is None else text
     reader = csv.DictReader(io.StringIO(text))
     header = [h.strip() for h in (reader.fieldnames or [])]
     missing = [c for c in CSV_COLUMNS if c not in header]
@@ -111,9 +131,13 @@ def read_annotator_rows(path: str | os.PathLike, text: str | None = None) -> lis
     rows: list[Rating] = []
     seen: dict[tuple[str, str], list[int]] = defaultdict(list)
     for number, raw in enumerate(reader, start=2):  # line 1 is the header
+        shape = cell_count_problem(raw, header)
         raw = {(k or "").strip(): (v or "") for k, v in raw.items() if k is not None}
         item_id, annotator = raw.get("id", "").strip(), raw.get("annotator", "").strip()
         where = f"line {number} (id {item_id or '?'}, annotator {annotator or '?'})"
+        if shape:  # the cells are shifted: one problem for the row, not one per column
+            errors.append(f"{where}: {shape}")
+            continue
         if item_id and annotator:
             seen[(item_id, annotator)].append(number)
         if not item_id:

@@ -18,7 +18,16 @@ from pathlib import Path
 from typing import Any
 
 from ..io import atomic_write_json, atomic_write_text, read_jsonl, write_jsonl
-from .consensus import LABEL_COLUMNS, SheetError, cell_text, parse_cell, valid_values, value_key
+from .consensus import (
+    LABEL_COLUMNS,
+    SheetError,
+    cell_count_problem,
+    cell_text,
+    parse_cell,
+    read_sheet_text,
+    valid_values,
+    value_key,
+)
 
 RATINGS: tuple[str, ...] = ("Low", "Medium", "High")
 PAPER_TABLE3: dict[str, float] = {"Low": 0.03, "Medium": 0.05, "High": 0.92}
@@ -58,16 +67,20 @@ def export_sheet(consensus_path: str | os.PathLike, sheet_path: str | os.PathLik
 def read_sheet(sheet_path: str | os.PathLike, known_ids: set[str] | None = None) -> dict[str, dict[str, Any]]:
     """The reviewer's rows by id (rating, values of every column), validated; raises SheetError listing problems."""
     path = str(sheet_path)
-    reader = csv.DictReader(io.StringIO(Path(path).read_text(encoding="utf-8-sig")))
+    reader = csv.DictReader(io.StringIO(read_sheet_text(path)))
     header = [h.strip() for h in (reader.fieldnames or [])]
     missing = [c for c in ("id", "rating", *COLUMNS) if c not in header]
     if missing:
         raise SheetError(path, [f"header: missing column(s) {', '.join(missing)}"])
     errors, out = [], {}
     for number, raw in enumerate(reader, start=2):
+        shape = cell_count_problem(raw, header)
         raw = {(k or "").strip(): (v or "").strip() for k, v in raw.items() if k is not None}
         item_id = raw.get("id", "")
         where = f"line {number} (id {item_id or '?'})"
+        if shape:  # the cells are shifted: one problem for the row, not one per column
+            errors.append(f"{where}: {shape}")
+            continue
         if not item_id:
             errors.append(f"{where}, column id: empty")
             continue
