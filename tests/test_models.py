@@ -367,3 +367,8 @@ def test_openai_api_without_a_model_says_how_to_give_one(monkeypatch):
         monkeypatch.delenv(var, raising=False)
     with pytest.raises(ModelError, match=r"no model given.*--model-args model=NAME"):
         get_model("openai-api")
+
+
+def test_missing_adapter_folder_is_named(tiny_dir, tmp_path):
+    with pytest.raises(ModelError, match=r"adapter '.*runs/lora16': no such folder"):
+        get_model("tiny", path=str(tiny_dir), adapter=str(tmp_path / "runs" / "lora16"))

@@ -94,6 +94,9 @@ class QwenOmniModel:
         peft_dir = None
         if adapter:
             adapter_dir = Path(adapter)
+            if not adapter_dir.is_dir():
+                raise ModelError(f"adapter {adapter!r}: no such folder (give the output folder of "
+                                 "`harmonyset_hf.train`: a peft adapter or merged weights)")
             if _has(adapter_dir, "adapter_config.json"):
                 peft_dir = adapter_dir
             elif _has(adapter_dir, "config.json"):  # merged weights
