@@ -9,6 +9,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from .errors import HarmonySetError
+
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` so that readers see the old file or the whole new one, never half."""
@@ -37,9 +39,20 @@ def atomic_write_json(path: str | os.PathLike, obj: Any, indent: int | None = 2)
     return atomic_write_text(path, json.dumps(obj, indent=indent, ensure_ascii=False) + "\n")
 
 
+class MissingInputFileError(HarmonySetError, FileNotFoundError):
+    """An input file that does not exist (still a FileNotFoundError for callers that catch one)."""
+
+
+class InvalidJSONLError(HarmonySetError, ValueError):
+    """A JSON Lines file with a bad line before its last (still a ValueError for callers that catch one)."""
+
+
 def read_jsonl(path: str | os.PathLike, tolerate_partial_last_line: bool = True) -> Iterator[dict]:
     """Objects of a JSON Lines file; a torn last line (a killed writer) is skipped, not fatal."""
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise MissingInputFileError(f"{path}: no such file") from None
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
@@ -48,7 +61,7 @@ def read_jsonl(path: str | os.PathLike, tolerate_partial_last_line: bool = True)
         except json.JSONDecodeError as err:
             if tolerate_partial_last_line and number == len(lines):
                 return
-            raise ValueError(f"{path}:{number}: not valid JSON ({err.msg})") from None
+            raise InvalidJSONLError(f"{path}:{number}: not valid JSON ({err.msg})") from None
 
 
 def append_jsonl(path: str | os.PathLike, records: Iterable[dict]) -> int:

@@ -147,6 +147,16 @@ def test_row_with_unquoted_comma_or_missing_cells_is_one_problem_and_missing_fil
         review.read_sheet(tmp_path / "nope.csv")
 
 
+def test_missing_or_broken_jsonl_input_is_one_error_line(tmp_path, capsys):
+    assert cli_main(["annotate", "review", "--consensus", str(tmp_path / "nope.jsonl"),
+                     "--export", str(tmp_path / "s.csv")]) == 2
+    assert capsys.readouterr().err.strip() == f"harmonyset: error: {tmp_path / 'nope.jsonl'}: no such file"
+    broken = tmp_path / "consensus.jsonl"
+    broken.write_text('{"id": 1\n{"id": 2}\n')
+    assert cli_main(["annotate", "review", "--consensus", str(broken), "--export", str(tmp_path / "s.csv")]) == 2
+    assert capsys.readouterr().err.strip() == f"harmonyset: error: {broken}:1: not valid JSON (Expecting ',' delimiter)"
+
+
 def test_malformed_annotator_sheet_names_row_column_and_valid_values(tmp_path, capsys):
     rows = [dict(GOOD_ROW), {**GOOD_ROW, "annotator": "a2", "rhythm_alignment": "precize"},
             {**GOOD_ROW, "annotator": "a3", "sync": "00:10,D"}, {**GOOD_ROW, "annotator": ""},
