@@ -360,6 +360,17 @@ def test_validate_annotation():
     assert validate_annotation("", RECORD) == ["the reply is empty"]
 
 
+def test_describe_dry_run_shows_the_model_from_the_environment(mini_dir, tmp_path, monkeypatch, capsys):
+    assert cli_main(["annotate", "consensus", "--input", str(mini_dir / "release" / "annotators.csv"),
+                     "--out", str(tmp_path)]) == 0
+    monkeypatch.setenv("HARMONYSET_ANNOTATOR_MODEL", "env-mllm")
+    capsys.readouterr()
+    assert cli_main(["annotate", "describe", "--consensus", str(tmp_path / "consensus.jsonl"), "--metadata",
+                     str(mini_dir / "release" / "HarmonySet_Train.json"), "--videos", str(mini_dir / "videos"),
+                     "--out", str(tmp_path / "a.jsonl"), "--dry-run", "--limit", "1", "--frames", "2"]) == 0
+    assert [r["model"] for r in json.loads(capsys.readouterr().out)] == ["env-mllm"]
+
+
 def test_describe_skips_fails_and_resumes(mini_dir, tmp_path):
     from harmonyset_hf.annotation.describe import Describer, read_annotations, read_metadata_files
     from harmonyset_hf.llm import LLMClient

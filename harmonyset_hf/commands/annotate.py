@@ -134,7 +134,8 @@ def _describe(args: argparse.Namespace) -> int:
     records = d.read_consensus(args.consensus)
     metas = d.read_metadata_files(args.metadata)
     if args.dry_run:  # no endpoint needed: a placeholder key, nothing is sent
-        client = LLMClient(model=args.model or "unset-model", base_url=args.base_url or "http://127.0.0.1:9/v1",
+        client = LLMClient(model=args.model, default_model="unset-model",  # else $HARMONYSET_ANNOTATOR_MODEL
+                           base_url=args.base_url or "http://127.0.0.1:9/v1",
                            api_key="dry-run", env_prefix=d.ENV_PREFIX, cache_dir=args.cache_dir)
     else:
         d.check_endpoint_config(args.model)
