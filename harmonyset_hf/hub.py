@@ -282,8 +282,20 @@ def load(path: str | os.PathLike, config: str, split: str | None = None, streami
     if config not in schema.CONFIGS:
         raise HubError(f"unknown config {config!r}; valid: {', '.join(schema.CONFIGS)}")
     kwargs.setdefault("cache_dir", local_cache_dir(path))
-    return datasets.load_dataset(str(path), config, split=split or schema.SPLITS[config], streaming=streaming,
-                                 **kwargs)
+    try:
+        return datasets.load_dataset(str(path), config, split=split or schema.SPLITS[config], streaming=streaming,
+                                     **kwargs)
+    except (FileNotFoundError, ValueError, ConnectionError) as err:
+        raise HubError(f"cannot load config {config!r} of {path}: {_load_problem(path, err)}") from err
+
+
+def _load_problem(path: str | os.PathLike, err: Exception) -> str:
+    """Why ``load_dataset`` failed, in the user's terms (a typo'd folder is tried as a Hub repo id)."""
+    if not Path(path).exists():
+        return f"no such folder, and as a Hub repo id: {err}"
+    if Path(path).is_dir() and not (Path(path) / "README.md").is_file():
+        return f"{err} (not a Hub folder: make one from the release files with `harmonyset build`)"
+    return str(err)
 
 
 def local_cache_dir(data: str | os.PathLike) -> str | None:

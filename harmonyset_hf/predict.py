@@ -72,13 +72,9 @@ def load_split(data: str | os.PathLike, config: str, media: bool = False, limit:
             ds = load_pair(data)
         else:
             ds = hub_load(data, config)
-    except (FileNotFoundError, ValueError, ConnectionError) as err:
+    except (FileNotFoundError, ValueError) as err:  # hub_load explains its own failures (HubError)
         hint = " (the pair config is in a folder made by `harmonyset derive swap`)" if config == "pair" else ""
-        # A mistyped folder is taken for a Hub repo id; say that neither was found, not just the Hub part.
-        where = "" if Path(data).exists() else "no such folder, and as a Hub repo id: "
-        if config != "pair" and Path(data).is_dir() and not (Path(data) / "README.md").is_file():
-            hint += " (not a Hub folder: make one from the release files with `harmonyset build`)"
-        raise PredictError(f"cannot load config {config!r} of {data}: {where}{err}{hint}") from err
+        raise PredictError(f"cannot load config {config!r} of {data}: {err}{hint}") from err
     if limit is not None and config == "pair":  # the first N items, both versions of each
         first = list(dict.fromkeys(ds["pair_id"]))[:limit]
         ds = ds.select([i for i, p in enumerate(ds["pair_id"]) if p in set(first)])

@@ -82,6 +82,16 @@ def test_streaming_and_load_helper(built, tmp_path):
         harmonyset_hf.load(out, "train")
 
 
+def test_load_of_a_wrong_path_says_what_it_is(release, tmp_path, monkeypatch):
+    import harmonyset_hf
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # a mistyped folder is tried as a Hub repo id
+    with pytest.raises(HubError, match=r"no such folder, and as a Hub repo id"):
+        harmonyset_hf.load(tmp_path / "no_such_hub", "mc")
+    with pytest.raises(HubError, match=r"not a Hub folder.*harmonyset build"):
+        harmonyset_hf.load(release[0], "mc")
+
+
 def test_annotations_only(release, tmp_path):
     out = tmp_path / "ann"
     report = build_hub(release[0], None, out, annotations_only=True)
