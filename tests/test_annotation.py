@@ -360,6 +360,33 @@ def test_validate_annotation():
     assert validate_annotation("", RECORD) == ["the reply is empty"]
 
 
+def test_missing_inputs_of_describe_instruct_mc_are_one_error_line(mini_dir, tmp_path, capsys, monkeypatch):
+    for key, value in {"MODEL": "m", "BASE_URL": "http://127.0.0.1:9/v1", "API_KEY": "k"}.items():
+        monkeypatch.setenv(f"HARMONYSET_ANNOTATOR_{key}", value)  # an endpoint is set, never called
+    work, meta = tmp_path / "work", str(mini_dir / "release" / "HarmonySet_Train.json")
+    assert cli_main(["annotate", "consensus", "--input", str(mini_dir / "release" / "annotators.csv"),
+                     "--out", str(work)]) == 0
+    cons_path, missing = str(work / "consensus.jsonl"), str(tmp_path / "nope")
+    (tmp_path / "bad.json").write_text("{bad")
+    cases = {
+        ("describe", "--consensus", cons_path, "--metadata", meta, "--videos", missing, "--out", missing,
+         "--dry-run"): f"{missing}: no such folder (--videos",
+        ("describe", "--consensus", cons_path, "--metadata", missing, "--videos", str(mini_dir / "videos"),
+         "--out", missing, "--dry-run"): f"{missing}: no such file (metadata",
+        ("instruct", "--annotations", missing, "--consensus", cons_path, "--metadata", meta,
+         "--out", missing): f"{missing}: no such file (annotations",
+        ("instruct", "--annotations", cons_path, "--consensus", cons_path, "--metadata", str(tmp_path / "bad.json"),
+         "--out", missing): "bad.json: not a JSON / JSON Lines metadata file",
+        ("mc", "--annotations", missing, "--out", missing): f"{missing}: no such file (annotations",
+        ("mc", "--annotations", cons_path, "--ids", missing, "--out", missing): f"{missing}: no such file (ids",
+    }
+    capsys.readouterr()
+    for argv, message in cases.items():
+        assert cli_main(["annotate", *argv]) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("harmonyset: error: ") and message in err and "Traceback" not in err, (argv, err)
+
+
 def test_describe_dry_run_shows_the_model_from_the_environment(mini_dir, tmp_path, monkeypatch, capsys):
     assert cli_main(["annotate", "consensus", "--input", str(mini_dir / "release" / "annotators.csv"),
                      "--out", str(tmp_path)]) == 0

@@ -67,36 +67,52 @@ def prompt_sha256() -> str:
 # --------------------------------------------------------------------------------------------
 # Inputs
 # --------------------------------------------------------------------------------------------
+def require_file(path: str | os.PathLike, what: str) -> Path:
+    """``path`` as a Path; a missing one is a DescribeError naming it and what it should hold."""
+    if not Path(path).is_file():
+        raise DescribeError(f"{path}: no such file ({what})")
+    return Path(path)
+
+
 def read_metadata_files(paths: Sequence[str | os.PathLike]) -> dict[str, dict[str, Any]]:
     """Metadata by id from release JSON / JSON Lines files (later files fill what earlier ones lack)."""
-    from collections import Counter
-
     out: dict[str, dict[str, Any]] = {}
     for path in paths:
-        items: Iterator[dict] = (read_jsonl(path) if str(path).endswith((".jsonl", ".ndjson"))
-                                 else iter_json_items(path))
-        for index, raw in enumerate(items):
-            item = fold_keys(raw)
-            item_id = get_field(item, "id")
-            if item_id in (None, ""):
-                raise DescribeError(f"{path}[{index}]: no id field")
-            missing: Counter = Counter()
-            try:
-                category, subcategory = read_taxonomy(item, None, missing)
-                duration = read_duration(item, None, missing)
-            except Skip as skip:
-                raise DescribeError(f"{path}[{index}] id={item_id}: {skip}") from None
-            meta = {"metadata": read_metadata(item, None, missing), "category": category,
-                    "subcategory": subcategory, "duration": duration, "video": get_field(item, "video")}
-            prev = out.setdefault(str(item_id), meta)
-            if prev is not meta:  # a later file fills what the earlier ones lack
-                for key, value in meta["metadata"].items():
-                    if prev["metadata"].get(key) in (None, "", []) and value not in (None, "", []):
-                        prev["metadata"][key] = value
-                for key in ("category", "subcategory", "duration", "video"):
-                    if prev.get(key) in (None, "") and meta[key] not in (None, ""):
-                        prev[key] = meta[key]
+        require_file(path, "metadata: a release JSON or JSON Lines file")
+        try:
+            _read_metadata_file(path, out)
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise DescribeError(f"{path}: not a JSON / JSON Lines metadata file ({err})") from None
     return out
+
+
+def _read_metadata_file(path: str | os.PathLike, out: dict[str, dict[str, Any]]) -> None:
+    """Add one metadata file's items to ``out`` (filling what earlier files lack)."""
+    from collections import Counter
+
+    items: Iterator[dict] = (read_jsonl(path) if str(path).endswith((".jsonl", ".ndjson"))
+                             else iter_json_items(path))
+    for index, raw in enumerate(items):
+        item = fold_keys(raw)
+        item_id = get_field(item, "id")
+        if item_id in (None, ""):
+            raise DescribeError(f"{path}[{index}]: no id field")
+        missing: Counter = Counter()
+        try:
+            category, subcategory = read_taxonomy(item, None, missing)
+            duration = read_duration(item, None, missing)
+        except Skip as skip:
+            raise DescribeError(f"{path}[{index}] id={item_id}: {skip}") from None
+        meta = {"metadata": read_metadata(item, None, missing), "category": category,
+                "subcategory": subcategory, "duration": duration, "video": get_field(item, "video")}
+        prev = out.setdefault(str(item_id), meta)
+        if prev is not meta:  # a later file fills what the earlier ones lack
+            for key, value in meta["metadata"].items():
+                if prev["metadata"].get(key) in (None, "", []) and value not in (None, "", []):
+                    prev["metadata"][key] = value
+            for key in ("category", "subcategory", "duration", "video"):
+                if prev.get(key) in (None, "") and meta[key] not in (None, ""):
+                    prev[key] = meta[key]
 
 
 def read_consensus(path: str | os.PathLike) -> list[dict[str, Any]]:
@@ -202,11 +218,12 @@ def abbreviate(messages: list[dict]) -> list[dict]:
             for m in messages]
 
 
-def read_annotations(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
-    """The latest usable annotation per id of a describe output file."""
+def read_annotations(path: str | os.PathLike, missing_ok: bool = False) -> dict[str, dict[str, Any]]:
+    """The latest usable annotation per id of a describe output file (empty if missing and ``missing_ok``)."""
     out: dict[str, dict[str, Any]] = {}
-    if not Path(path).exists():
+    if missing_ok and not Path(path).exists():
         return out
+    require_file(path, "annotations: the JSON Lines output of `harmonyset annotate describe`")
     for rec in read_jsonl(path):
         if rec.get("annotation"):
             out[str(rec["id"])] = rec
@@ -252,6 +269,8 @@ class Describer:
     def plan(self, records: Sequence[dict], metas: dict[str, dict], videos_dir: str | os.PathLike | None
              ) -> tuple[list[tuple[dict, dict, str]], list[dict]]:
         """(items to describe as (record, meta, video path), skipped as {"id", "error"})."""
+        if videos_dir is not None and not Path(videos_dir).is_dir():
+            raise DescribeError(f"{videos_dir}: no such folder (--videos: the folder of the videos)")
         resolver = VideoResolver(videos_dir)
         todo, skipped = [], []
         for rec in records:
@@ -300,7 +319,7 @@ class Describer:
         """Describe every item not yet done in ``out_path`` (JSON Lines, appended per batch); returns counts."""
         from tqdm.auto import tqdm
 
-        done = read_annotations(out_path)
+        done = read_annotations(out_path, missing_ok=True)
         pending = [t for t in todo if t[0]["id"] not in done]
         counts = {"items": len(todo), "already_done": len(todo) - len(pending), "written": 0, "failed": 0,
                   "reasked": 0}

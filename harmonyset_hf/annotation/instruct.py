@@ -25,7 +25,7 @@ from .. import schema
 from ..errors import HarmonySetError
 from ..io import atomic_write_json
 from ..text import find_sections, join_sections
-from .describe import read_annotations, read_consensus, read_metadata_files
+from .describe import read_annotations, read_consensus, read_metadata_files, require_file
 
 TEMPLATES_FILE = "prompts/instruction_templates.json"
 OUTPUT_FILES = {"train": "HarmonySet_Train.json", "test": "HarmonySet_Test.json"}
@@ -74,7 +74,7 @@ def release_item(record: dict[str, Any], annotation: str, meta: dict[str, Any], 
 
 def read_ids(path: str | os.PathLike) -> set[str]:
     """Ids from a file: a JSON list, or one id per line."""
-    text = Path(path).read_text(encoding="utf-8")
+    text = require_file(path, "ids: a JSON list or one id per line").read_text(encoding="utf-8")
     try:
         value = json.loads(text)
         if isinstance(value, list):

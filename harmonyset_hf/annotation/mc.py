@@ -291,8 +291,9 @@ def load_items(annotations_path: str | os.PathLike, metadata_paths: Sequence[str
     """``{"id", "video", "annotation"}`` items from a describe output (JSON Lines) or a release JSON file."""
     from ..release import iter_json_items
     from ..release_fields import fold_keys, get_field, read_conversation
-    from .describe import read_annotations, read_metadata_files
+    from .describe import read_annotations, read_metadata_files, require_file
 
+    require_file(annotations_path, "annotations: describe's JSON Lines output or a release JSON file")
     metas = read_metadata_files(metadata_paths) if metadata_paths else {}
     if str(annotations_path).endswith((".jsonl", ".ndjson")):
         raw = [{"id": i, "annotation": r["annotation"], "video": None}
