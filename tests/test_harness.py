@@ -226,6 +226,15 @@ def test_listing_commands_accept_our_task_folders(tmp_path):
         assert listed[task][2].endswith(f"{task}.yaml") and listed[task][3] == "generate_until"
 
 
+def test_lm_eval_wrapper_prints_our_errors_as_one_line(tmp_path):
+    """No data given: `harmonyset-lm-eval` says so in one line (exit 2), as `harmonyset` does, no traceback."""
+    proc = subprocess.run([str(BIN / "harmonyset-lm-eval"), "--model", "harmonyset-baseline", "--include_path",
+                           str(LM_TASKS), "--tasks", "harmonyset_mc_rhythm", "--limit", "1"],
+                          env=_env(tmp_path), cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert proc.stderr.strip().splitlines()[-1].startswith("harmonyset-lm-eval: error: HarmonySet tasks need the data")
+
+
 # --------------------------------------------------------------------------------------------
 # In-process pieces (fast)
 # --------------------------------------------------------------------------------------------

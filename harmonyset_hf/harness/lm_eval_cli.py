@@ -7,15 +7,30 @@ Every lm-eval flag and subcommand works (``run``, ``ls``, ``validate``, the lega
 
 from __future__ import annotations
 
+import os
+import sys
+
+from ..errors import HarmonySetError
+
 
 def main() -> None:
-    """Register our models with lm-eval, then run lm-eval's CLI on ``sys.argv``."""
+    """Register our models with lm-eval, then run lm-eval's CLI on ``sys.argv``.
+
+    Our own errors (no data, a wrong data path, an unknown model or option) print as one line, as
+    `harmonyset` prints them; ``HARMONYSET_DEBUG=1`` shows the traceback.
+    """
     from lm_eval.__main__ import cli_evaluate
 
     from .lm_eval_models import register
 
     register()
-    cli_evaluate()
+    try:
+        cli_evaluate()
+    except HarmonySetError as err:
+        if os.environ.get("HARMONYSET_DEBUG"):
+            raise
+        print(f"harmonyset-lm-eval: error: {err}", file=sys.stderr)
+        sys.exit(2)
 
 
 if __name__ == "__main__":
