@@ -197,6 +197,8 @@ def test_sync_cli_prints_codes_and_json(clip, capsys):
     assert d["codes"] == ["C", "B"] and len(d["cuts"]) == 2 and d["params"]["tol_a"] == 0.35
     assert main(["sync", str(clip), "--tol-a", "2", "--tol-b", "1"]) == 2  # a clear error, no traceback
     assert "--tol-a" in capsys.readouterr().err
+    assert main(["sync", str(clip), "--key-times", "2, 99"]) == 2  # past the 8 s clip: not silently coded C
+    assert "--key-times 99 s: outside the clip" in capsys.readouterr().err
 
 
 def test_eval_sync_over_the_hub_folder(hub_dir, tmp_path):

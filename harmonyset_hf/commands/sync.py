@@ -79,6 +79,10 @@ def _sync(args: argparse.Namespace) -> int:
 
     key_times, human = _key_times(args.key_times)
     a = analyze(args.video, key_times=key_times, params=_params(args), human_codes=human)
+    outside = [t for t in key_times or [] if not 0 <= t <= a.duration + 0.05]
+    if outside:  # a slip (seconds for mm:ss, a clip mixed up) would be coded C without a word
+        raise ConfigError(f"--key-times {', '.join(f'{t:g}' for t in outside)} s: outside the clip "
+                          f"({args.video}: 0-{a.duration:.1f} s)")
     if args.json:
         print(json.dumps(a.to_dict(), indent=2))
         return 0
