@@ -285,6 +285,8 @@ def summary_line(results: dict) -> str:
         circ = ""
         if "circular" in results:
             circ = f"; circular {_pct(results['circular']['overall']['accuracy'])}"
+            if not results["circular"]["overall"]["n"]:  # plain predictions: no #r0..#r3 rotations to score
+                circ += " (no rotated answers: run `harmonyset predict --circular`)"
         return (f"MC {results['model']}: accuracy {_pct(o['accuracy'])} on {o['n']} questions "
                 f"(invalid {_pct(o['invalid_rate'])}, chance 25.0%){circ}; {counts['missing']} missing{extra}")
     if results["config"] == "pair":

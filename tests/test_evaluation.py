@@ -318,3 +318,10 @@ def test_predictions_folder_is_one_clear_line(hub_dir, tmp_path, capsys):
 def test_predict_out_folder_is_one_clear_line(hub_dir, tmp_path, capsys):
     assert _cli("predict", "--data", hub_dir, "--config", "mc", "--model", "baseline-random", "--out", tmp_path) == 2
     assert "is a folder" in capsys.readouterr().err
+
+
+def test_circular_eval_of_plain_predictions_says_what_is_missing(hub_dir, tmp_path, capsys):
+    preds = tmp_path / "plain.jsonl"
+    assert _cli("predict", "--data", hub_dir, "--config", "mc", "--model", "baseline-random", "--out", preds) == 0
+    assert _cli("eval", "mc", "--data", hub_dir, "--predictions", preds, "--out", tmp_path / "r", "--circular") == 0
+    assert "circular n/a (no rotated answers: run `harmonyset predict --circular`)" in capsys.readouterr().out
