@@ -91,8 +91,17 @@ def load_field_map(spec: str | dict | None) -> dict[str, str] | None:
     text = Path(spec).read_text(encoding="utf-8") if os.path.isfile(spec) else spec
     try:
         mapping = json.loads(text)
-    except json.JSONDecodeError:
-        mapping = dict(part.split("=", 1) for part in text.split(",") if "=" in part)
+    except json.JSONDecodeError as err:
+        # Neither silently ignored: broken JSON, nor a mistyped file name read as an empty a=b list.
+        if text.lstrip().startswith(("{", "[")):
+            raise ReleaseError(f"field map is not valid JSON ({err.msg} at character {err.pos})") from None
+        parts = [part for part in text.split(",") if part.strip()]
+        if not parts or any("=" not in part for part in parts):
+            raise ReleaseError(f"field map {spec!r} is neither a JSON object, a JSON file nor name=path pairs "
+                               "(e.g. id=clip.uid,annotation=caption)") from None
+        mapping = {k.strip(): v.strip() for k, v in (part.split("=", 1) for part in parts)}
+    if not isinstance(mapping, dict):
+        raise ReleaseError(f"field map must be a JSON object (name -> path), got {type(mapping).__name__}")
     unknown = sorted(set(mapping) - set(KEY_ALIASES) - set(schema.LABELS) - set(METADATA_ALIASES))
     if unknown:
         raise ReleaseError(f"field map names unknown fields {unknown}; valid: {', '.join(KEY_ALIASES)}")

@@ -132,6 +132,10 @@ def test_field_map_for_an_unseen_layout(tmp_path, videos):
     simple = "id=clip.uid,video=clip.file,annotation=text.analysis"
     rel = read_release(tmp_path / "train.json", videos, field_map=simple)
     assert rel.records["instruct"][0]["id"] == "a"
+    # a broken map is an error, never silently an empty one
+    for bad, why in (('{"id": ', "not valid JSON"), ("map.json", "neither a JSON object"), ('["id"]', "JSON object")):
+        with pytest.raises(ReleaseError, match=why):
+            read_release(tmp_path / "train.json", videos, field_map=bad)
 
 
 def test_mc_formats_are_tolerated_and_bad_questions_reported(tmp_path, videos):
