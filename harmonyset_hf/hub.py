@@ -213,7 +213,8 @@ def build_hub(release_dir: str | os.PathLike, videos_dir: str | os.PathLike | No
     if link_mode not in LINK_MODES:
         raise HubError(f"unknown link mode {link_mode!r}; valid: {', '.join(LINK_MODES)}")
     if videos_dir is None and not annotations_only:
-        raise HubError("no videos folder given: pass videos_dir (--videos DIR) or annotations_only=True")
+        raise HubError("no videos folder given: pass --videos DIR, or --annotations-only for the annotations alone "
+                       "(videos_dir= / annotations_only=True in Python)")
     if videos_dir is not None and not annotations_only and not Path(videos_dir).is_dir():
         raise HubError(f"videos folder {videos_dir} does not exist")
     out = Path(out_dir)

@@ -93,6 +93,8 @@ def test_load_of_a_wrong_path_says_what_it_is(release, tmp_path, monkeypatch):
 
 
 def test_annotations_only(release, tmp_path):
+    with pytest.raises(HubError, match="pass --videos DIR, or --annotations-only"):
+        build_hub(release[0], None, tmp_path / "neither")
     out = tmp_path / "ann"
     report = build_hub(release[0], None, out, annotations_only=True)
     assert report["counts"] == {"instruct": 3, "oe": 3, "mc": 12} and not (out / "videos").exists()
