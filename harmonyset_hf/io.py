@@ -12,9 +12,15 @@ from typing import Any
 from .errors import HarmonySetError
 
 
+class OutputIsFolderError(HarmonySetError, IsADirectoryError):
+    """An output file path that names an existing folder (still an IsADirectoryError for callers)."""
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` so that readers see the old file or the whole new one, never half."""
     path = Path(path)
+    if path.is_dir():  # e.g. `--out x` where x is a folder: say so, not os.replace's errno text
+        raise OutputIsFolderError(f"{path} is a folder; give the path of the file to write")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:

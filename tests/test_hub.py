@@ -156,6 +156,8 @@ def test_export_videollama2(built, tmp_path):
     assert human["value"].startswith("<video>\n") and gpt["value"].startswith("Rhythm and Synchronization:")
     with pytest.raises(HubError, match="annotated config"):
         export_videollama2(out, "mc", tmp_path / "x.json")
+    # --out naming a folder: one error line (exit 2), not an IsADirectoryError traceback
+    assert main(["export", "videollama2", "--hub", str(out), "--config", "instruct", "--out", str(tmp_path)]) == 2
 
 
 def test_push_dry_run_lists_files_and_never_prints_the_token(built, capsys, monkeypatch):
