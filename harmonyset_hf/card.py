@@ -94,7 +94,8 @@ def compute_stats(hub_dir: str | os.PathLike) -> dict[str, Any]:
                     if v:
                         labels[key][v] += 1
     if not stats["configs"]:
-        raise CardError(f"{hub_dir} holds no config parquet files: nothing to describe")
+        why = "no such folder" if not Path(hub_dir).is_dir() else "it holds no config parquet files"
+        raise CardError(f"{hub_dir}: {why}; nothing to describe (make a Hub folder with `harmonyset build`)")
     stats.update({
         "items": items,
         "categories": dict(categories.most_common()),

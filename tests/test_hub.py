@@ -144,6 +144,7 @@ def test_card_statistics_and_figures(built, tmp_path):
     for name in ("categories.png", "duration.png", "words.png", "labels.png"):
         assert (out / "figures" / name).read_bytes()[:4] == b"\x89PNG"
     assert "@inproceedings{zhou2025harmonyset" in text
+    assert main(["card", "--hub", str(tmp_path / "no_such_hub")]) == 2  # one line: "no such folder"
 
 
 def test_export_videollama2(built, tmp_path):
