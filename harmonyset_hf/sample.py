@@ -220,6 +220,8 @@ def make_sample(out_dir: str | os.PathLike, n: int = 24, seed: int = 0, workers:
 
     started = time.perf_counter()
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise SampleError(f"--out {out} is a file; HarmonySet-mini is written to a folder")
     videos, release = out / "videos", out / "release"
     videos.mkdir(parents=True, exist_ok=True)
     release.mkdir(parents=True, exist_ok=True)

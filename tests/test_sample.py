@@ -266,6 +266,9 @@ def test_cli_sample(tmp_path, capsys):
         assert (tmp_path / "m/release" / name).is_file()
     assert main(["sample", "--out", str(tmp_path / "bad"), "--n", "1"]) == 2
     assert "at least 2 items" in capsys.readouterr().err
+    (tmp_path / "a_file").write_text("x")
+    assert main(["sample", "--out", str(tmp_path / "a_file"), "--n", "2"]) == 2
+    assert "is a file" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("n", [3, 24, 60])
