@@ -49,6 +49,10 @@ class PairError(HarmonySetError):
     """A swap variant that cannot be derived (too few items, a video without music, ...)."""
 
 
+class PairLoadError(PairError, ValueError):
+    """A folder whose ``pair`` config cannot be loaded (a ValueError, so callers add their context)."""
+
+
 def pair_row_id(item_id: str, variant: str) -> str:
     """The id of one version of an item in the ``pair`` config (``"{item id}:{variant}"``)."""
     return f"{item_id}:{variant}"
@@ -346,7 +350,10 @@ def load_pair(path: str | os.PathLike, streaming: bool = False, **kwargs: Any):
     """``datasets.load_dataset(path, "pair", split="test")`` with the private cache of a local folder."""
     import datasets
 
-    from .hub import local_cache_dir
+    from .hub import _load_problem, local_cache_dir
 
     kwargs.setdefault("cache_dir", local_cache_dir(path))
-    return datasets.load_dataset(str(path), PAIR_CONFIG, split=PAIR_SPLIT, streaming=streaming, **kwargs)
+    try:
+        return datasets.load_dataset(str(path), PAIR_CONFIG, split=PAIR_SPLIT, streaming=streaming, **kwargs)
+    except (FileNotFoundError, ValueError, ConnectionError) as err:  # a typo'd folder reads as "Couldn't reach"
+        raise PairLoadError(_load_problem(path, err)) from err

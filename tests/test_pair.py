@@ -314,6 +314,10 @@ def test_cli_derive_swap_and_errors(hub_dir, tmp_path, capsys):
     assert harmonyset_main(["eval", "pair", "--data", str(hub_dir), "--predictions", str(preds),
                             "--out", str(tmp_path / "e")]) == 2
     assert "harmonyset derive swap" in capsys.readouterr().err  # a Hub folder without the pair config
+    missing = tmp_path / "no_such_swap"  # a typo'd folder: one line, not datasets' ConnectionError traceback
+    assert harmonyset_main(["predict", "--data", str(missing), "--config", "pair", "--model", "baseline-frames",
+                            "--out", str(tmp_path / "p.jsonl")]) == 2
+    assert f"cannot load config 'pair' of {missing}: no such folder" in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------------------------
