@@ -55,10 +55,13 @@ def load_results(paths: Sequence[str | os.PathLike]) -> list[dict]:
             results = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ReportError(f"results file not found: {path}") from None
-        except json.JSONDecodeError as err:
-            raise ReportError(f"{path}: not JSON ({err.msg})") from None
-        if results.get("config") not in ("mc", "oe", "pair"):
-            raise ReportError(f"{path}: not a HarmonySet results.json (config {results.get('config')!r})")
+        except json.JSONDecodeError as err:  # e.g. a predictions .jsonl given instead of its results
+            raise ReportError(f"{path}: not a HarmonySet results.json (not JSON: {err.msg}); give the folder "
+                              "`harmonyset eval --out` wrote") from None
+        if not isinstance(results, dict) or results.get("config") not in ("mc", "oe", "pair"):
+            config = results.get("config") if isinstance(results, dict) else None
+            raise ReportError(f"{path}: not a HarmonySet results.json (config {config!r}); give the folder "
+                              "`harmonyset eval --out` wrote")
         results["_label"] = str(results.get("model") or path.parent.name)
         results["_path"] = str(path)
         out.append(results)

@@ -210,6 +210,10 @@ def test_report_outputs(hub_dir, tmp_path, mc_rows, oe_rows):
     oe = list(csv.DictReader((out / "table2_oe.csv").open()))
     assert oe[0]["Model"] == "baseline-generic" and oe[0]["Overall R&S"]
     assert any(r["Model"] == "paper: VideoLLaMA2" and r["Overall Cult"] == "3.05" for r in oe)
+    # a predictions file (JSON Lines) or other JSON given instead of results: one line naming what to give
+    (tmp_path / "list.json").write_text("[1, 2]")
+    for wrong in (preds, tmp_path / "list.json"):
+        assert _cli("report", wrong, "--out", tmp_path / "r2") == 2
 
 
 def test_evaluate_modules_offline_give_the_same_numbers(hub_dir, mc_rows):
