@@ -167,6 +167,16 @@ def _probe(source: Any, timeout: float) -> dict:
         }
 
 
+def _check_output(size: tuple[int, int] | None, max_side: int | None, sample_rate: int) -> None:
+    """Refuse sizes and rates that would silently give 1-pixel frames or ignored values."""
+    if size is not None and (len(size) != 2 or min(size) < 1):
+        raise ValueError(f"size must be (width, height) of positive ints, not {size!r}")
+    if max_side is not None and max_side < 1:
+        raise ValueError(f"max_side must be positive, not {max_side}")
+    if sample_rate < 1:
+        raise ValueError(f"sample_rate must be positive, not {sample_rate}")
+
+
 def load_clip(source: Any, num_frames: int = 16, sample_rate: int = 16000, backend: str = "pyav",
               seek: str = "exact", *, audio_mode: str = "full", size: tuple[int, int] | None = None,
               max_side: int | None = None, timeout: float = DEFAULT_TIMEOUT) -> Clip:
@@ -183,6 +193,7 @@ def load_clip(source: Any, num_frames: int = 16, sample_rate: int = 16000, backe
         raise ValueError(f"audio_mode must be one of {AUDIO_MODES}, not {audio_mode!r}")
     if num_frames < 1:
         raise ValueError(f"num_frames must be at least 1, not {num_frames}")
+    _check_output(size, max_side, sample_rate)
     return _without_decoders(_load, source, sample_rate, backend, seek, audio_mode, size, max_side, timeout,
                              lambda idx: [idx.pts[i] for i in sample_frame_indices(len(idx.pts), num_frames)],
                              num_frames)
@@ -194,6 +205,7 @@ def load_frames_at_fps(source: Any, fps: float = 10.0, size: tuple[int, int] | N
     """Frames on a regular time grid (the frame shown at each multiple of 1/fps), e.g. small ones for cut detection."""
     if fps <= 0:
         raise ValueError(f"fps must be positive, not {fps}")
+    _check_output(size, max_side, sample_rate)
 
     def grid(idx: _Index) -> list[int]:
         start = idx.pts[0]

@@ -303,6 +303,12 @@ def test_bad_inputs_of_other_kinds(tmp_path, clips):
         load_clip(clips["h264_aac.mp4"], seek="fast")
     with pytest.raises(ValueError):
         load_clip(clips["h264_aac.mp4"], num_frames=0)
+    # sizes and rates that used to give 1-pixel frames or be silently ignored
+    for bad in ({"size": (0, 10)}, {"max_side": 0}, {"sample_rate": 0}):
+        with pytest.raises(ValueError, match="must be"):
+            load_clip(clips["h264_aac.mp4"], **bad)
+    with pytest.raises(ValueError, match="size must be"):
+        load_frames_at_fps(clips["h264_aac.mp4"], size=(64, -1))
     info = probe(clips["audio_only.m4a"])  # probing works on what load_clip refuses
     assert info["has_video"] is False and info["has_audio"] and info["width"] is None
 
