@@ -329,3 +329,16 @@ def test_circular_eval_of_plain_predictions_says_what_is_missing(hub_dir, tmp_pa
     assert _cli("predict", "--data", hub_dir, "--config", "mc", "--model", "baseline-random", "--out", preds) == 0
     assert _cli("eval", "mc", "--data", hub_dir, "--predictions", preds, "--out", tmp_path / "r", "--circular") == 0
     assert "circular n/a (no rotated answers: run `harmonyset predict --circular`)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv", [
+    ["predict", "--data", "hub", "--config", "mc", "--model", "baseline-random", "--out", "p.jsonl",
+     "--batch-size", "0"],
+    ["predict", "--data", "hub", "--config", "mc", "--model", "baseline-random", "--out", "p.jsonl", "--limit", "-1"],
+    ["eval", "mc", "--data", "hub", "--predictions", "p.jsonl", "--out", "r", "--limit", "-2"],  # was rows[:-2]
+    ["probe", "v.mp4", "--frames", "0"],
+])
+def test_counts_below_one_are_refused_by_the_parser(argv, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2 and "must be at least 1" in capsys.readouterr().err

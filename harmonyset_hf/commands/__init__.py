@@ -4,3 +4,29 @@ The modules here only declare arguments and call into the package: all logic liv
 modules one level up. Keep heavy imports (torch, transformers, datasets) inside the run
 functions so that ``harmonyset --help`` stays fast.
 """
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer of at least 1 (a --limit or batch size of 0 or less is a mistake, not a no-op)."""
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a number above 0 (seconds, rates)."""
+    import argparse
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, not {text}")
+    return value

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from . import positive_int
+
 
 def register(cli) -> None:
     """Add `eval mc` and `eval oe`."""
@@ -23,7 +25,7 @@ def register(cli) -> None:
                          "instructions with the response fenced as data, so instructions inside it are not obeyed")
     oe.add_argument("--judge-model", default=None, help="judge model (default: the judge's own default)")
     oe.add_argument("--judge-base-url", default=None, help="OpenAI-compatible base URL of the judge")
-    oe.add_argument("--concurrency", type=int, default=None, help="parallel judge calls")
+    oe.add_argument("--concurrency", type=positive_int, default=None, help="parallel judge calls")
     oe.add_argument("--cache", default=None, help="judge reply cache folder (default: the user cache)")
 
 
@@ -43,7 +45,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="Hub folder or repo id (as for load_dataset)")
     p.add_argument("--predictions", required=True, help="predictions .jsonl")
     p.add_argument("--out", required=True, help="output folder for results.json and items.jsonl")
-    p.add_argument("--limit", type=int, default=None, help="only the first N rows of the split")
+    p.add_argument("--limit", type=positive_int, default=None, help="only the first N rows of the split")
 
 
 def _run_mc(args: argparse.Namespace) -> int:

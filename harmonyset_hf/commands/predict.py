@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from . import positive_int
+
 
 def register(cli) -> None:
     """Add the `predict` verb."""
@@ -17,10 +19,10 @@ def register(cli) -> None:
     p.add_argument("--model", required=True, help=f"a registered model: {', '.join(available_models())}")
     p.add_argument("--model-args", default="", help="adapter options, k=v,k2=v2")
     p.add_argument("--out", required=True, help="predictions .jsonl (appended; ids already there are skipped)")
-    p.add_argument("--limit", type=int, default=None, help="only the first N rows of the split")
-    p.add_argument("--frames", type=int, default=16, help="frames per clip for models that look at the video")
+    p.add_argument("--limit", type=positive_int, default=None, help="only the first N rows of the split")
+    p.add_argument("--frames", type=positive_int, default=16, help="frames per clip for models that look at the video")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--batch-size", type=positive_int, default=8)
     p.add_argument("--circular", action="store_true",
                    help="MC: also ask each question with its options rotated 4 ways (position bias)")
 

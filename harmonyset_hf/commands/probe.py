@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from . import positive_float, positive_int
+
 
 def register(cli) -> None:
     """Add `probe` to the CLI."""
@@ -13,11 +15,11 @@ def register(cli) -> None:
     p = cli.command("probe", run=_run,
                     help="JSON summary of a video: streams, duration, fps, rotation, sampled frame times, audio")
     p.add_argument("video", help="path of the video file")
-    p.add_argument("--frames", type=int, default=16, help="frames to sample (segment midpoints; default 16)")
+    p.add_argument("--frames", type=positive_int, default=16, help="frames to sample (segment midpoints; default 16)")
     p.add_argument("--backend", choices=BACKENDS, default="pyav")
     p.add_argument("--seek", choices=SEEK_MODES, default="exact")
-    p.add_argument("--sample-rate", type=int, default=16000, help="audio rate to resample to (default 16000)")
-    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds before decoding gives up")
+    p.add_argument("--sample-rate", type=positive_int, default=16000, help="audio rate to resample to (default 16000)")
+    p.add_argument("--timeout", type=positive_float, default=DEFAULT_TIMEOUT, help="seconds before decoding gives up")
 
 
 def _run(args: argparse.Namespace) -> int:

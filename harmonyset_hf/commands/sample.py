@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from . import positive_int
+
 
 def register(cli) -> None:
     """Add the `sample` verb."""
@@ -12,7 +14,7 @@ def register(cli) -> None:
     p.add_argument("--out", required=True, help="output folder (videos/, release/, truth.json)")
     p.add_argument("--n", type=int, default=24, help="number of items (a third go to the test split; default 24)")
     p.add_argument("--seed", type=int, default=0, help="random seed: the same seed gives the same files")
-    p.add_argument("--workers", type=int, default=None, help="render processes (default: up to 2)")
+    p.add_argument("--workers", type=positive_int, default=None, help="render processes (default: up to 2)")
 
 
 def _run(args: argparse.Namespace) -> int:
