@@ -186,6 +186,21 @@ def test_eval_oe_openai_judge_against_local_server(hub_dir, tmp_path, oe_rows):
     assert again["overall"] == results["overall"]
 
 
+def test_eval_oe_exits_1_when_the_judge_scored_nothing(hub_dir, tmp_path, oe_rows, capsys):
+    from openai_server import FakeOpenAIServer
+
+    preds = tmp_path / "oe.jsonl"
+    _oe_predictions(preds, oe_rows)
+    with FakeOpenAIServer() as server:
+        server.inject("400", times=100)  # every call refused
+        args = ["eval", "oe", "--data", hub_dir, "--predictions", preds, "--judge-model", "judge-test",
+                "--judge-base-url", server.base_url, "--cache", tmp_path / "cache", "--out", tmp_path / "r"]
+        assert _cli(*args) == 1
+        assert "harmonyset: error: the judge scored none of the" in capsys.readouterr().err
+        server.clear_faults()
+        assert _cli(*args) == 0  # failed calls were not cached: the rerun scores them
+
+
 def test_report_outputs(hub_dir, tmp_path, mc_rows, oe_rows):
     preds = tmp_path / "r.jsonl"
     _cli("predict", "--data", hub_dir, "--config", "mc", "--model", "baseline-random", "--out", preds)

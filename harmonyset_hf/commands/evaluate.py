@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from . import positive_int
 
@@ -81,4 +82,10 @@ def _run_oe(args: argparse.Namespace) -> int:
                                      known_ids=[r["id"] for r in every])
     finally:
         judge.close()
-    return finish(args, results, items, facts)
+    finish(args, results, items, facts)
+    counts = results["counts"]
+    if counts["failed"] and not counts["scored"]:  # e.g. the judge server was down: not a result to report
+        print(f"harmonyset: error: the judge scored none of the {counts['failed']} item(s) (see the warnings "
+              "above); fix the judge and rerun: replies already received are reused", file=sys.stderr)
+        return 1
+    return 0
