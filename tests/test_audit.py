@@ -179,6 +179,21 @@ def test_audit_mc_cli_on_mini_with_a_text_only_llm(hub_dir, tmp_path):
     assert results["llm"]["model"] == "blind" and results["llm"]["usage"]["calls"] == len(rows)
 
 
+def test_audit_mc_says_when_the_llm_baseline_failed_and_refuses_a_negative_limit(hub_dir, tmp_path, capsys):
+    out = tmp_path / "mc-failing"
+    with FakeOpenAIServer(reply=blind_llm_reply) as server:
+        server.inject("400", times=1000)  # every call refused: the llm baseline answers nothing
+        code = main(["audit", "mc", "--data", str(hub_dir), "--out", str(out), "--llm", "--llm-model", "blind",
+                     "--llm-base-url", server.base_url, "--cache", str(tmp_path / "cache"), "--limit", "4",
+                     "--no-centroid"])
+    assert code == 1 and "llm failed on 4 of 4 question(s)" in capsys.readouterr().err
+    assert (out / "results.json").is_file()
+    assert main(["audit", "mc", "--data", str(hub_dir), "--out", str(out), "--limit", "-1"]) == 2
+    assert main(["audit", "judge", "--data", str(hub_dir), "--out", str(out), "--judge", "embedding",
+                 "--limit", "-1"]) == 2
+    assert capsys.readouterr().err.count("--limit must be >= 0") == 2
+
+
 # --------------------------------------------------------------------------------------------
 # Judge robustness: the same obedient judge, paper prompt vs hardened prompt
 # --------------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 
@@ -60,6 +61,7 @@ def _write(out: str, results: dict, items: list[dict] | None, markdown: str) -> 
 
 def _run_mc(args: argparse.Namespace) -> int:
     from ..audit import AUDIT_LLM_ENV, BLIND_BASELINES, audit_mc, mc_audit_markdown
+    from ..errors import ConfigError
     from ..predict import load_split
 
     client = None
@@ -69,6 +71,8 @@ def _run_mc(args: argparse.Namespace) -> int:
         client = LLMClient(model=args.llm_model, base_url=args.llm_base_url, env_prefix=AUDIT_LLM_ENV,
                            cache_dir=args.cache, concurrency=args.concurrency)
     try:
+        if args.limit is not None and args.limit < 0:
+            raise ConfigError(f"--limit must be >= 0, got {args.limit}")
         rows = load_split(args.data, "mc", limit=args.limit)
         baselines = [b for b in BLIND_BASELINES if not (args.no_centroid and b == "centroid")]
         results, items = audit_mc(rows, baselines=baselines, seed=args.seed, llm_client=client,
@@ -85,6 +89,13 @@ def _run_mc(args: argparse.Namespace) -> int:
           f"above chance: {flags}; answer letters chi-square p={p_text}; "
           f"correct option longest {100 * results['lengths']['overall'].get('correct_is_longest', 0):.1f}%")
     print(f"wrote {path}, {path.parent / 'items.jsonl'} and {path.parent / 'summary.md'}")
+    failed = {name: b["failed"] for name, b in results["baselines"].items() if b.get("failed")}
+    if failed:  # an unreachable LLM would otherwise read as a blind baseline with no cue to find
+        print("audit mc: " + "; ".join(f"{name} failed on {n} of {results['questions']} question(s)"
+                                       for name, n in failed.items())
+              + " (endpoint unreachable or replies unusable?): its accuracy covers the answered ones only",
+              file=sys.stderr)
+        return 1
     return 0
 
 
@@ -102,6 +113,8 @@ def _run_judge(args: argparse.Namespace) -> int:
         judge = make_judge("openai", model=args.judge_model, base_url=args.judge_base_url,
                            concurrency=args.concurrency, cache_dir=args.cache, mode=args.judge_mode)
     try:
+        if args.limit < 0:
+            raise ConfigError(f"--limit must be >= 0 (0: every item), got {args.limit}")
         rows = load_split(args.data, "oe", limit=args.limit or None)
         results, items = audit_judge(rows, judge, moved_threshold=args.moved_threshold,
                                      concurrency=args.concurrency)
