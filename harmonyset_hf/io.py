@@ -74,8 +74,7 @@ def append_jsonl(path: str | os.PathLike, records: Iterable[dict]) -> int:
     """Append records to a JSON Lines file, flushed and fsynced, so a crash loses at most one line."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # A writer killed mid-line leaves a torn last line: start on a fresh line so it stays isolated.
-    needs_newline = path.exists() and path.stat().st_size > 0 and not path.read_bytes().endswith(b"\n")
+    needs_newline = _drop_torn_tail(path)
     count = 0
     with path.open("a", encoding="utf-8") as fh:
         if needs_newline:
@@ -86,6 +85,30 @@ def append_jsonl(path: str | os.PathLike, records: Iterable[dict]) -> int:
         fh.flush()
         os.fsync(fh.fileno())
     return count
+
+
+def _drop_torn_tail(path: Path) -> bool:
+    """Cut a torn last line (a writer killed mid-line) off ``path``; True when a whole last line lacks its newline.
+
+    The torn line was never a record. Left in place, the lines appended after it would bury it in the
+    middle of the file, where readers refuse it as bad JSON. A complete record without a newline
+    (a hand-written file) is kept.
+    """
+    if not path.is_file() or path.stat().st_size == 0:
+        return False
+    with path.open("rb+") as fh:
+        fh.seek(-1, os.SEEK_END)
+        if fh.read(1) == b"\n":
+            return False
+        fh.seek(0)
+        data = fh.read()
+        start = data.rfind(b"\n") + 1
+        try:
+            json.loads(data[start:])
+            return True
+        except ValueError:  # JSONDecodeError or undecodable bytes
+            fh.truncate(start)
+            return False
 
 
 def write_jsonl(path: str | os.PathLike, records: Iterable[dict]) -> Path:

@@ -357,3 +357,18 @@ def test_counts_below_one_are_refused_by_the_parser(argv, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(argv)
     assert exit_info.value.code == 2 and "must be at least 1" in capsys.readouterr().err
+
+
+def test_resume_after_a_torn_line_leaves_a_file_eval_can_read(hub_dir, tmp_path, mc_rows):
+    out = tmp_path / "p.jsonl"
+    argv = ["predict", "--data", hub_dir, "--config", "mc", "--model", "baseline-random", "--out", out]
+    assert _cli(*argv, "--limit", 3) == 0
+    with out.open("a") as fh:  # a run killed mid-line
+        fh.write('{"question_id": "hs0000')
+    assert _cli(*argv) == 0  # resumes; the torn line is cut off, not buried mid-file
+    assert len(list(read_jsonl(out, tolerate_partial_last_line=False))) == len(mc_rows)
+    assert _cli("eval", "mc", "--data", hub_dir, "--predictions", out, "--out", tmp_path / "r") == 0
+    # a last record that only lacks its newline (a hand-written file) is kept
+    text = out.read_text().splitlines()
+    out.write_text("\n".join(text[:5]))
+    assert _cli(*argv) == 0 and len(list(read_jsonl(out))) == len(mc_rows)
