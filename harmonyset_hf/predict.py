@@ -80,6 +80,10 @@ def load_split(data: str | os.PathLike, config: str, media: bool = False, limit:
         ds = ds.select([i for i, p in enumerate(ds["pair_id"]) if p in set(first)])
     elif limit is not None:
         ds = ds.select(range(min(limit, len(ds))))
+    if media and config != "pair" and not isinstance(ds.features.get("video"), datasets.Video):
+        # An annotations-only folder holds file names, not videos: fail once, not once per item.
+        raise PredictError(f"{data} has no videos (built with --annotations-only) and they are needed here: "
+                           "rebuild it with `harmonyset build --videos DIR`")
     if "video" in ds.column_names:
         ds = ds.cast_column("video", datasets.Video(decode=False)) if media else ds.remove_columns("video")
     return ds.to_list()

@@ -372,3 +372,11 @@ def test_resume_after_a_torn_line_leaves_a_file_eval_can_read(hub_dir, tmp_path,
     text = out.read_text().splitlines()
     out.write_text("\n".join(text[:5]))
     assert _cli(*argv) == 0 and len(list(read_jsonl(out))) == len(mc_rows)
+
+
+def test_a_media_model_on_an_annotations_only_folder_fails_once(mini_dir, tmp_path, capsys):
+    assert _cli("build", "--release", mini_dir / "release", "--annotations-only", "--out", tmp_path / "ao") == 0
+    out = tmp_path / "p.jsonl"
+    assert _cli("predict", "--data", tmp_path / "ao", "--config", "mc", "--model", "openai-api", "--model-args",
+                "model=m,base_url=http://127.0.0.1:9/v1", "--out", out) == 2  # once, not 'no such file' per item
+    assert "has no videos (built with --annotations-only)" in capsys.readouterr().err and not out.exists()
