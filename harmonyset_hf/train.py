@@ -233,7 +233,11 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     if accelerator.is_main_process:
         atomic_write_text(out / "train_config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
     if cfg.report_to:
-        accelerator.init_trackers("harmonyset", config={k: v for k, v in to_dict(cfg).items() if k != "report_to"})
+        try:
+            accelerator.init_trackers("harmonyset", config={k: v for k, v in to_dict(cfg).items() if k != "report_to"})
+        except Exception as err:  # e.g. wandb without a login: say which tracker, without its traceback
+            raise ConfigError(f"report_to {cfg.report_to}: the tracker did not start ({type(err).__name__}: {err}); "
+                              "log in to it, set it to offline mode (WANDB_MODE=offline), or drop it") from err
     n_params = sum(p.numel() for p in params)
     shown_precision = "fp32" if precision == "no" else precision
     accelerator.print(f"harmonyset train: {len(dataset)} items, {max_steps} steps of {cfg.batch_size}x{cfg.grad_accum}"

@@ -91,6 +91,20 @@ def test_wrong_data_path_is_one_clear_error(tmp_path):
         build_data(cfg, processor=None)
 
 
+def test_a_tracker_that_cannot_start_is_one_clear_error(hub_dir, tiny_dir, tmp_path, monkeypatch):
+    pytest.importorskip("wandb")
+    from harmonyset_hf.train import train
+    from harmonyset_hf.train_config import load_config
+
+    for var in ("WANDB_API_KEY", "WANDB_MODE", "WANDB_DISABLED"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc login
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    cfg = load_config(RECIPE, overrides(hub_dir, tiny_dir, tmp_path / "run", "report_to=[wandb]", "max_steps=1"))
+    with pytest.raises(ConfigError, match=r"report_to \['wandb'\]: the tracker did not start .*WANDB_MODE=offline"):
+        train(cfg)
+
+
 def test_accelerate_configs_load():
     from accelerate.commands.config.config_args import load_config_from_file
 
