@@ -372,3 +372,14 @@ def test_openai_api_without_a_model_says_how_to_give_one(monkeypatch):
 def test_missing_adapter_folder_is_named(tiny_dir, tmp_path):
     with pytest.raises(ModelError, match=r"adapter '.*runs/lora16': no such folder"):
         get_model("tiny", path=str(tiny_dir), adapter=str(tmp_path / "runs" / "lora16"))
+
+
+def test_missing_checkpoint_or_processor_folder_is_one_line(tmp_path):
+    from harmonyset_hf.models.omni_processing import load_processor
+    from harmonyset_hf.models.qwen2_5_omni import load_thinker
+
+    missing = str(tmp_path / "no_such_model")  # offline in tests: tried as a Hub repo id, then refused
+    for load in (load_processor, load_thinker):
+        with pytest.raises(ModelError, match="no_such_model': no such folder, and as a Hub repo id: ") as err:
+            load(missing)
+        assert "\n" not in str(err.value)

@@ -20,6 +20,7 @@ Errors about bad options or inputs subclass :class:`ModelError`.
 
 from __future__ import annotations
 
+import os
 from typing import Protocol, runtime_checkable
 
 from ..errors import HarmonySetError
@@ -39,3 +40,11 @@ class Model(Protocol):
     def generate(self, batch: list[dict], prompts: list[str]) -> list[str]:
         """One reply per row of ``batch`` (``prompts[i]`` is the prompt of ``batch[i]``)."""
         ...
+
+
+def load_problem(path: str | os.PathLike, err: Exception) -> str:
+    """Why a checkpoint or processor failed to load, on one line (a typo'd folder is tried as a Hub repo id)."""
+    from pathlib import Path
+
+    text = " ".join(str(err).split())
+    return text if Path(path).exists() else f"no such folder, and as a Hub repo id: {text}"

@@ -39,7 +39,7 @@ from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_res
 from transformers.video_processing_utils import VideoProcessorMixin
 
 from ..io import atomic_write_json
-from .base import ModelError
+from .base import ModelError, load_problem
 
 AUDIO_SAMPLE_RATE = 16000
 IGNORE_INDEX = -100
@@ -226,7 +226,8 @@ def load_processor(name_or_path: str, min_pixels: int | None = None, max_pixels:
         feature_extractor = WhisperFeatureExtractor.from_pretrained(name_or_path, **hub_kwargs)
         image_processor = Qwen2VLImageProcessorPil.from_pretrained(name_or_path, **hub_kwargs)
     except (OSError, ValueError) as err:
-        raise ModelError(f"cannot load the Qwen2.5-Omni processor from {name_or_path!r}: {err}") from err
+        raise ModelError(f"cannot load the Qwen2.5-Omni processor from {name_or_path!r}: "
+                         f"{load_problem(name_or_path, err)}") from err
     video_config: dict[str, Any] = {}
     if path := _optional_file(name_or_path, "processor_config.json", **hub_kwargs):  # transformers 5 layout
         video_config = json.loads(open(path, encoding="utf-8").read()).get("video_processor") or {}

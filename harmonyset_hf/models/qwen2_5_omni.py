@@ -15,7 +15,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from .base import ModelError
+from .base import ModelError, load_problem
 from .clips import ClipLoader
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ def load_thinker(path: str, dtype: Any = None, attn_implementation: str | None =
         # transformers maps a full checkpoint's thinker_config and thinker.* weights onto the thinker.
         return Qwen2_5OmniThinkerForConditionalGeneration.from_pretrained(path, **kwargs)
     except OSError as err:
-        raise ModelError(f"cannot load a Qwen2.5-Omni checkpoint from {path!r}: {err}") from err
+        raise ModelError(f"cannot load a Qwen2.5-Omni checkpoint from {path!r}: {load_problem(path, err)}") from err
 
 
 def _has(path: Path, *names: str) -> bool:
