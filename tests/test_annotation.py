@@ -145,6 +145,8 @@ def test_row_with_unquoted_comma_or_missing_cells_is_one_problem_and_missing_fil
         cons.read_annotator_rows("nope.csv")
     with pytest.raises(HarmonySetError, match="cannot read the sheet"):
         review.read_sheet(tmp_path / "nope.csv")
+    with pytest.raises(HarmonySetError, match="--tolerance must be >= 0 seconds, got -1"):
+        cons.run_consensus(path, tmp_path / "out", tolerance=-1)
 
 
 def test_missing_or_broken_jsonl_input_is_one_error_line(tmp_path, capsys):

@@ -326,6 +326,10 @@ def review_rows(records: Sequence[dict[str, Any]]) -> list[dict[str, str]]:
 def run_consensus(input_csv: str | os.PathLike, out_dir: str | os.PathLike, raters: int = DEFAULT_RATERS,
                   tolerance: float = DEFAULT_TOLERANCE) -> dict[str, Any]:
     """annotators.csv -> ``out_dir/consensus.jsonl``, ``review.csv``, ``agreement.json``; returns a summary."""
+    if not tolerance >= 0:
+        raise HarmonySetError(f"--tolerance must be >= 0 seconds, got {tolerance}")
+    if raters < 1:
+        raise HarmonySetError(f"--raters must be >= 1, got {raters}")
     rows = read_annotator_rows(input_csv)
     records = consensus_records(rows, raters=raters, tolerance=tolerance)
     out = Path(out_dir)
