@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from . import positive_int
+
 
 def register(cli) -> None:
     """Add `derive swap` and `eval pair`."""
@@ -12,14 +14,14 @@ def register(cli) -> None:
     p.add_argument("--data", required=True, help="Hub folder or repo id with the oe config (as for load_dataset)")
     p.add_argument("--out", required=True, help="the derived Hub folder to write (replaced atomically)")
     p.add_argument("--seed", type=int, default=0, help="seed of who gets whose music")
-    p.add_argument("--limit", type=int, default=None, help="only the first N test items")
+    p.add_argument("--limit", type=positive_int, default=None, help="only the first N test items")
 
     p = cli.command("pair", group="eval", run=_run_pair,
                     help="swap pairs: share of items whose original music is rated higher (ties half; chance 50%%)")
     p.add_argument("--data", required=True, help="a folder made by `harmonyset derive swap`")
     p.add_argument("--predictions", required=True, help="predictions .jsonl of `harmonyset predict --config pair`")
     p.add_argument("--out", required=True, help="output folder for results.json and items.jsonl")
-    p.add_argument("--limit", type=int, default=None, help="only the first N items")
+    p.add_argument("--limit", type=positive_int, default=None, help="only the first N items")
 
 
 def _run_swap(args: argparse.Namespace) -> int:
