@@ -15,7 +15,9 @@ category where the category counts allow it. File names do not say which version
 
 The derived folder holds one config, ``pair`` (split ``test``): ``pair.parquet`` at the root
 (a ``file_name`` column, as in :mod:`harmonyset_hf.hub`) next to ``videos/test/NNN/``; one row
-per (item, version) with ``id`` = ``"{item id}:original"`` or ``"{item id}:swapped"``.
+per (item, version) with ``id`` = ``"{item id}:original"`` or ``"{item id}:swapped:{music source id}"``.
+The swapped id names its music, so predictions made on an older pairing (another ``--seed``, a
+re-derived folder) are reported as unknown ids by ``eval pair`` instead of being scored.
 """
 
 from __future__ import annotations
@@ -53,8 +55,14 @@ class PairLoadError(PairError, ValueError):
     """A folder whose ``pair`` config cannot be loaded (a ValueError, so callers add their context)."""
 
 
-def pair_row_id(item_id: str, variant: str) -> str:
-    """The id of one version of an item in the ``pair`` config (``"{item id}:{variant}"``)."""
+def pair_row_id(item_id: str, variant: str, music_id: str | None = None) -> str:
+    """The id of one version of an item in the ``pair`` config (``"{item id}:{variant}[:{music id}]"``).
+
+    A swapped version names its music source, so that a prediction made on another pairing never
+    matches a row of this one.
+    """
+    if variant == "swapped" and music_id is not None:
+        return f"{item_id}:{variant}:{music_id}"
     return f"{item_id}:{variant}"
 
 
@@ -338,7 +346,7 @@ def _derive_item(by_id: dict[str, dict], item_id: str, swap_id: str, root: Path,
             for done in made:
                 (root / done["file_name"]).unlink(missing_ok=True)
             raise PairError(f"item {item_id} left out ({variant} version, music of {music_id}): {err}") from None
-        made.append({"file_name": rel, "id": pair_row_id(item_id, variant), "pair_id": item_id,
+        made.append({"file_name": rel, "id": pair_row_id(item_id, variant, music_id), "pair_id": item_id,
                      "variant": variant, "category": row["category"], "subcategory": row.get("subcategory"),
                      "duration": info["duration"], "music_source_id": music_id,
                      "music_source_category": by_id[music_id]["category"],

@@ -132,7 +132,7 @@ def test_derived_folder_loads_with_datasets(swap_dir, hub_dir):
     assert Counter(r["variant"] for r in rows) == {"original": len(oe_ids), "swapped": len(oe_ids)}
     assert sorted({r["pair_id"] for r in rows}) == sorted(oe_ids)
     for r in rows:
-        assert r["id"] == pair_row_id(r["pair_id"], r["variant"])
+        assert r["id"] == pair_row_id(r["pair_id"], r["variant"], r["music_source_id"])
         assert (r["music_source_id"] == r["pair_id"]) == (r["variant"] == "original")
     report = json.loads((swap_dir / "derive_report.json").read_text())
     assert report["items"] == len(oe_ids) and report["same_category_pairs"] == 0
@@ -177,6 +177,26 @@ def test_derive_is_deterministic(swap_dir, hub_dir, tmp_path):
     for row in originals:
         path = Path(row["video"]["path"])
         assert path.read_bytes() == (swap_dir / path.relative_to(again)).read_bytes(), row["id"]
+
+
+def test_predictions_of_another_pairing_are_unknown_not_scored(swap_dir, hub_dir, tmp_path):
+    from harmonyset_hf.evaluation import evaluate_pair
+
+    other = tmp_path / "seed1"
+    derive_swap(hub_dir, other, seed=1, limit=3)
+    old_rows = [r for r in load_split(swap_dir, "pair") if r["pair_id"] in {x["pair_id"] for x in
+                                                                            load_split(other, "pair")}]
+    new_rows = load_split(other, "pair")
+    old_swapped = {r["pair_id"]: r["id"] for r in old_rows if r["variant"] == "swapped"}
+    new_swapped = {r["pair_id"]: r["id"] for r in new_rows if r["variant"] == "swapped"}
+    changed = [i for i in new_swapped if new_swapped[i] != old_swapped[i]]
+    assert changed  # seed 1 gives at least one of these items other music
+    stale = {r["id"]: "7" for r in old_rows}  # predictions made on the seed-0 folder
+    results, items = evaluate_pair(new_rows, stale, known_ids=[r["id"] for r in new_rows])
+    assert sorted(results["unknown_prediction_ids"]) == sorted(old_swapped[i] for i in changed)
+    by_id = {i["id"]: i for i in items}
+    for pair_id in changed:
+        assert by_id[pair_id]["status"] == "missing" and by_id[pair_id]["missing"] == [new_swapped[pair_id]]
 
 
 # --------------------------------------------------------------------------------------------
