@@ -318,6 +318,27 @@ def test_lmms_eval_entry_point_and_model_classes():
     assert issubclass(cls, lmms) and cls.is_simple and cls.DEFAULTS["oe"] == "baseline-generic"
 
 
+def test_non_generative_requests_are_refused_naming_the_tasks():
+    """Likelihood and multi-round requests get one clear error (a NotImplementedError to the harnesses)."""
+    from types import SimpleNamespace
+
+    from harmonyset_hf.errors import HarmonySetError
+    from harmonyset_hf.harness import lm_eval_models, lmms_eval_models
+    from harmonyset_hf.harness.adapter import UnsupportedRequestError
+
+    asked = [SimpleNamespace(task_name="hellaswag", args=("ctx", " cont")), SimpleNamespace(task_name="hellaswag")]
+    lm = lm_eval_models.model_classes()["harmonyset-baseline"]()
+    for method in (lm.loglikelihood, lm.loglikelihood_rolling):
+        with pytest.raises(UnsupportedRequestError, match=r"2 loglikelihood.* by task\(s\) hellaswag") as err:
+            method(asked)
+        assert isinstance(err.value, NotImplementedError) and isinstance(err.value, HarmonySetError)
+    lmms = getattr(lmms_eval_models, lmms_eval_models.class_name("harmonyset-baseline"))()
+    with pytest.raises(UnsupportedRequestError, match="1 generate_until_multi_round request"):
+        lmms.generate_until_multi_round([SimpleNamespace(task_name=None)])
+    with pytest.raises(NotImplementedError, match="by task\\(s\\) mmmu"):
+        lmms.loglikelihood([SimpleNamespace(task_name="mmmu")])
+
+
 def test_lmms_eval_chat_models_get_the_video_and_prompt(hub_dir, monkeypatch):
     """lmms-eval's chat models (its default `qwen2_5_omni`) get our docs as a video message + the prompt.
 

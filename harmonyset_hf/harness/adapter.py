@@ -12,8 +12,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
+from ..errors import HarmonySetError
 from ..models import MODELS, get_model
 from ..predict import check_model_config
 
@@ -24,6 +25,24 @@ BASELINE_MC = "baseline-longest"
 BASELINE_OE = "baseline-generic"
 BASELINE_PAIR = "baseline-frames"  # swap pairs: rates from the frames only, so it ties: the 50 % floor
 DEFAULT_BATCH = 8
+
+
+class UnsupportedRequestError(HarmonySetError, NotImplementedError):
+    """A harness asked our models for something other than generation (a NotImplementedError to the harness)."""
+
+
+def refuse_requests(kind: str, requests: Sequence[Any]) -> NoReturn:
+    """Raise :class:`UnsupportedRequestError` naming the request type and the tasks that asked for it.
+
+    The harnesses' model base classes require ``loglikelihood`` (and more); our adapters generate
+    answers from a clip and a prompt, which is all the HarmonySet tasks (``generate_until``) need.
+    """
+    tasks = sorted({str(t) for t in (getattr(r, "task_name", None) for r in requests) if t})
+    asked = f" by task(s) {', '.join(tasks)}" if tasks else ""
+    raise UnsupportedRequestError(
+        f"harmonyset models answer single-turn generate_until requests only; {len(requests)} {kind} "
+        f"request(s) were asked{asked}. Run the HarmonySet tasks (harmonyset_mc, harmonyset_oe, "
+        "harmonyset_pair) with them, and likelihood or multi-round tasks with a model that supports those.")
 
 
 @dataclass

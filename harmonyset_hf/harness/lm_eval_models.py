@@ -12,7 +12,7 @@ from typing import Any
 
 from lm_eval.api.model import LM
 
-from .adapter import HarnessRequest, make_dispatcher, registry_variants, stop_strings
+from .adapter import HarnessRequest, make_dispatcher, refuse_requests, registry_variants, stop_strings
 
 
 class HarmonySetLM(LM):
@@ -49,12 +49,12 @@ class HarmonySetLM(LM):
         return replies
 
     def loglikelihood(self, requests: list[Any], disable_tqdm: bool = False) -> list[tuple[float, bool]]:
-        """Not available: HarmonySet tasks are generative."""
-        raise NotImplementedError("harmonyset models only generate (HarmonySet tasks use generate_until)")
+        """Refused with the asking tasks named: our models generate, and HarmonySet tasks are generative."""
+        refuse_requests("loglikelihood", requests)
 
     def loglikelihood_rolling(self, requests: list[Any], disable_tqdm: bool = False) -> list[float]:
-        """Not available: HarmonySet tasks are generative."""
-        raise NotImplementedError("harmonyset models only generate (HarmonySet tasks use generate_until)")
+        """Refused with the asking tasks named: our models generate, and HarmonySet tasks are generative."""
+        refuse_requests("loglikelihood_rolling", requests)
 
 
 def model_classes() -> dict[str, type[HarmonySetLM]]:

@@ -33,7 +33,7 @@ def manifests() -> list[Any]:
 def _base_class() -> type:
     from lmms_eval.api.model import lmms
 
-    from .adapter import HarnessRequest, make_dispatcher, stop_strings
+    from .adapter import HarnessRequest, make_dispatcher, refuse_requests, stop_strings
 
     class HarmonySetLMMS(lmms):
         """A HarmonySet registry model behind lmms-eval's ``generate_until`` (visual: the mp4 path)."""
@@ -57,12 +57,12 @@ def _base_class() -> type:
             return self.dispatcher.generate(reqs)
 
         def generate_until_multi_round(self, requests: list[Any]) -> list[str]:
-            """Not available: HarmonySet tasks are single-turn."""
-            raise NotImplementedError("harmonyset models answer single-turn tasks only")
+            """Refused with the asking tasks named: HarmonySet tasks are single-turn."""
+            refuse_requests("generate_until_multi_round", requests)
 
         def loglikelihood(self, requests: list[Any]) -> list[tuple[float, bool]]:
-            """Not available: HarmonySet tasks are generative."""
-            raise NotImplementedError("harmonyset models only generate (HarmonySet tasks use generate_until)")
+            """Refused with the asking tasks named: our models generate, and HarmonySet tasks are generative."""
+            refuse_requests("loglikelihood", requests)
 
     return HarmonySetLMMS
 
