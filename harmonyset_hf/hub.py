@@ -380,11 +380,11 @@ def push_hub(hub_dir: str | os.PathLike, repo_id: str, private: bool = False, dr
 
 def export_videollama2(hub_dir: str | os.PathLike, config: str, out: str | os.PathLike) -> int:
     """Write a config as VideoLLaMA2's training JSON (id, video relative to the Hub folder, conversations)."""
-    import json
+    from .annotation.instruct import instruction_templates
 
     if config not in ("instruct", "oe"):
         raise HubError(f"VideoLLaMA2 export needs an annotated config (instruct or oe), not {config!r}")
-    templates = json.loads((Path(__file__).parent / "prompts" / "instruction_templates.json").read_text("utf-8"))
+    templates = instruction_templates()
     table = config_table(hub_dir, config)
     video_col = "file_name" if "file_name" in table.column_names else "video"
     items = []
