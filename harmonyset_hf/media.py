@@ -38,7 +38,6 @@ from .media_io import (  # noqa: F401  (the errors are part of this module's API
     _scan,
     _to_rgb,
     open_media,
-    output_size,
     resolve_source,
 )
 
@@ -238,6 +237,7 @@ def _load(source, sample_rate, backend, seek, audio_mode, size, max_side, timeou
         if num_frames is not None and len(index.pts) < num_frames:
             warnings.append(f"the video has {len(index.pts)} frames, fewer than the {num_frames} asked: "
                             "indices repeat (segment-midpoint rule)")
+        indices = [bisect.bisect_left(index.pts, t) for t in targets]
         rotation = 0
         if backend == "pyav":
             vs.thread_type = "AUTO"
@@ -261,7 +261,6 @@ def _load(source, sample_rate, backend, seek, audio_mode, size, max_side, timeou
         else:
             from .media_backends import read_frames
 
-            indices = [bisect.bisect_left(index.pts, t) for t in targets]
             frames, rotation, note = read_frames(backend, src, container, vs, indices, len(index.pts), size,
                                                  max_side, deadline)
             warnings += note
@@ -271,10 +270,9 @@ def _load(source, sample_rate, backend, seek, audio_mode, size, max_side, timeou
         warnings.append("the clip has no audio track")
     if audio_mode == "videollama2":
         audio = videollama2_audio_clips(audio if audio is not None else np.zeros(0, np.float32), sample_rate)
-    indices = np.array([bisect.bisect_left(index.pts, t) for t in targets], dtype=np.int64)
     times = np.array([float(t * index.time_base) for t in targets], dtype=np.float64)
-    return Clip(frames=frames, frame_indices=indices, frame_times=times, fps=index.fps, duration=index.duration,
-                audio=audio, has_audio=has_audio, sample_rate=sample_rate,
+    return Clip(frames=frames, frame_indices=np.array(indices, dtype=np.int64), frame_times=times, fps=index.fps,
+                duration=index.duration, audio=audio, has_audio=has_audio, sample_rate=sample_rate,
                 audio_start=index.audio_start if audio_mode == "full" else 0.0, num_video_frames=len(index.pts),
                 rotation=rotation, source=src.name, backend=backend, seek=seek, warnings=warnings)
 
