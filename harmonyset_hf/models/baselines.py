@@ -38,12 +38,17 @@ class _Baseline:
     def __init__(self, seed: int = 0, frames: int | None = None):
         self.seed = int(seed)
 
-    def _check(self, batch: list[dict]) -> None:
+    def generate(self, batch: list[dict], prompts: list[str]) -> list[str]:
+        """One answer per row, once every row is checked to be of the baseline's config."""
         key = "question_id" if self.config == "mc" else "instruction"
         for row in batch:
             if key not in row:
                 raise ModelError(f"{self.name} answers HarmonySet-{self.config.upper()} rows; "
                                  f"row {row.get('id')!r} has no {key!r}")
+        return [self._answer(row) for row in batch]
+
+    def _answer(self, row: dict) -> str:
+        raise NotImplementedError
 
 
 class RandomBaseline(_Baseline):
@@ -51,14 +56,10 @@ class RandomBaseline(_Baseline):
 
     name = "baseline-random"
 
-    def generate(self, batch: list[dict], prompts: list[str]) -> list[str]:
-        """One random letter per question, a function of (seed, question_id) only."""
-        self._check(batch)
-        out = []
-        for row in batch:
-            digest = hashlib.sha256(f"{self.seed}:{row['question_id']}".encode()).digest()
-            out.append(OPTION_LETTERS[digest[0] % len(OPTION_LETTERS)])
-        return out
+    def _answer(self, row: dict) -> str:
+        """A random letter, a function of (seed, question_id) only."""
+        digest = hashlib.sha256(f"{self.seed}:{row['question_id']}".encode()).digest()
+        return OPTION_LETTERS[digest[0] % len(OPTION_LETTERS)]
 
 
 class LongestOptionBaseline(_Baseline):
@@ -66,15 +67,11 @@ class LongestOptionBaseline(_Baseline):
 
     name = "baseline-longest"
 
-    def generate(self, batch: list[dict], prompts: list[str]) -> list[str]:
-        """One letter per question: the option with the most characters."""
-        self._check(batch)
-        out = []
-        for row in batch:
-            options = option_list(row["options"])
-            best = max(range(len(options)), key=lambda i: (len(options[i]), -i))
-            out.append(OPTION_LETTERS[best])
-        return out
+    def _answer(self, row: dict) -> str:
+        """The letter of the option with the most characters."""
+        options = option_list(row["options"])
+        best = max(range(len(options)), key=lambda i: (len(options[i]), -i))
+        return OPTION_LETTERS[best]
 
 
 class GenericAnswerBaseline(_Baseline):
@@ -84,7 +81,6 @@ class GenericAnswerBaseline(_Baseline):
     config = "oe"
     configs = ("oe",)
 
-    def generate(self, batch: list[dict], prompts: list[str]) -> list[str]:
-        """The fixed generic answer, once per row."""
-        self._check(batch)
-        return [GENERIC_ANSWER for _ in batch]
+    def _answer(self, row: dict) -> str:
+        """The fixed generic answer."""
+        return GENERIC_ANSWER
