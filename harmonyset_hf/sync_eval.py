@@ -111,14 +111,6 @@ def load_rows(data: str | os.PathLike, configs: Sequence[str] = ("oe",)) -> list
     return out
 
 
-def iter_rows(data: str | os.PathLike, configs: Sequence[str] = ("oe",)) -> Iterator[tuple[str, dict]]:
-    """``(config, row)`` of every row of the given configs, the video as a path or bytes."""
-    for config, part in load_rows(data, configs):
-        for row in part:
-            row["video"] = _video_value(row["video"], data)
-            yield config, row
-
-
 # --------------------------------------------------------------------------------------------
 # The evaluation
 # --------------------------------------------------------------------------------------------
