@@ -1,4 +1,4 @@
-"""Shared fixtures: HarmonySet-mini (real media, made once per session) and its Hub folder."""
+"""Shared fixtures: HarmonySet-mini (real media, made once per session), its Hub folder, fake-server clients."""
 
 from __future__ import annotations
 
@@ -45,3 +45,26 @@ def hub_dir(mini_dir, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("hub") / "HarmonySet-mini"
     build_hub(release_dir=mini_dir / "release", videos_dir=mini_dir / "videos", out_dir=out)
     return out
+
+
+@pytest.fixture
+def fast_client(tmp_path):
+    """``build(cls, server, **kw)``: an LLM client or judge against a fake OpenAI server.
+
+    Short timeout and backoff and a per-test cache unless ``kw`` says otherwise; everything built
+    is closed after the test.
+    """
+    built = []
+
+    def build(cls, server, **kw):
+        kw.setdefault("base_url", server.base_url)
+        kw.setdefault("cache_dir", tmp_path / "cache")
+        kw.setdefault("timeout", 5.0)
+        kw.setdefault("backoff_base", 0.01)
+        obj = cls(**kw)
+        built.append(obj)
+        return obj
+
+    yield build
+    for obj in built:
+        obj.close()

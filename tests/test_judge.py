@@ -65,23 +65,8 @@ def server():
 
 
 @pytest.fixture
-def make(server, tmp_path):
-    judges = []
-
-    def build(**kw) -> LLMJudge:
-        kw.setdefault("model", "judge-model")
-        kw.setdefault("base_url", server.base_url)
-        kw.setdefault("api_key", SECRET)
-        kw.setdefault("cache_dir", tmp_path / "cache")
-        kw.setdefault("backoff_base", 0.01)
-        kw.setdefault("timeout", 5.0)
-        judge = LLMJudge(**kw)
-        judges.append(judge)
-        return judge
-
-    yield build
-    for j in judges:
-        j.close()
+def make(server, fast_client):
+    return lambda **kw: fast_client(LLMJudge, server, **{"model": "judge-model", "api_key": SECRET, **kw})
 
 
 # --------------------------------------------------------------------------------------------

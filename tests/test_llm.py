@@ -25,24 +25,9 @@ def server():
 
 
 @pytest.fixture
-def make_client(server, tmp_path):
+def make_client(server, fast_client):
     """Build LLMClients against the server with a per-test cache; closes them afterwards."""
-    clients = []
-
-    def make(**kw) -> LLMClient:
-        kw.setdefault("model", "fake-model")
-        kw.setdefault("base_url", server.base_url)
-        kw.setdefault("api_key", SECRET)
-        kw.setdefault("cache_dir", tmp_path / "cache")
-        kw.setdefault("timeout", 5.0)
-        kw.setdefault("backoff_base", 0.01)
-        client = LLMClient(**kw)
-        clients.append(client)
-        return client
-
-    yield make
-    for c in clients:
-        c.close()
+    return lambda **kw: fast_client(LLMClient, server, **{"model": "fake-model", "api_key": SECRET, **kw})
 
 
 def _user(text: str) -> list[dict]:
