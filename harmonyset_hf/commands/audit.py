@@ -102,16 +102,10 @@ def _run_mc(args: argparse.Namespace) -> int:
 def _run_judge(args: argparse.Namespace) -> int:
     from ..audit_judge import audit_judge, judge_audit_markdown
     from ..errors import ConfigError
-    from ..judge import make_judge
     from ..predict import load_split
+    from . import judge_from_args
 
-    if args.judge == "embedding":
-        if args.judge_mode != "paper":
-            raise ConfigError("--judge-mode applies to the openai judge only (the embedding judge reads no prompt)")
-        judge = make_judge("embedding")
-    else:
-        judge = make_judge("openai", model=args.judge_model, base_url=args.judge_base_url,
-                           concurrency=args.concurrency, cache_dir=args.cache, mode=args.judge_mode)
+    judge = judge_from_args(args)
     try:
         if args.limit < 0:
             raise ConfigError(f"--limit must be >= 0 (0: every item), got {args.limit}")

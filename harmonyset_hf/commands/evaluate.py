@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import positive_int
+from . import judge_from_args, positive_int
 
 
 def register(cli) -> None:
@@ -62,19 +62,11 @@ def _run_mc(args: argparse.Namespace) -> int:
 
 
 def _run_oe(args: argparse.Namespace) -> int:
-    from ..errors import ConfigError
     from ..evaluation import evaluate_oe, read_predictions
-    from ..judge import make_judge
     from ..predict import load_split
 
     predictions, facts = read_predictions(args.predictions, "oe")
-    if args.judge == "embedding":
-        if args.judge_mode != "paper":
-            raise ConfigError("--judge-mode applies to the openai judge only (the embedding judge reads no prompt)")
-        judge = make_judge("embedding")
-    else:  # built before the data is loaded, so that a missing key or model fails at once
-        judge = make_judge("openai", model=args.judge_model, base_url=args.judge_base_url,
-                           concurrency=args.concurrency, cache_dir=args.cache, mode=args.judge_mode)
+    judge = judge_from_args(args)  # built before the data is loaded, so that a missing key or model fails at once
     try:
         every = load_split(args.data, "oe")
         rows = every[:args.limit] if args.limit is not None else every
