@@ -230,9 +230,9 @@ def load_processor(name_or_path: str, min_pixels: int | None = None, max_pixels:
                          f"{load_problem(name_or_path, err)}") from err
     video_config: dict[str, Any] = {}
     if path := _optional_file(name_or_path, "processor_config.json", **hub_kwargs):  # transformers 5 layout
-        video_config = json.loads(open(path, encoding="utf-8").read()).get("video_processor") or {}
+        video_config = json.loads(Path(path).read_text(encoding="utf-8")).get("video_processor") or {}
     if not video_config and (path := _optional_file(name_or_path, "video_preprocessor_config.json", **hub_kwargs)):
-        video_config = json.loads(open(path, encoding="utf-8").read())
+        video_config = json.loads(Path(path).read_text(encoding="utf-8"))
     if not video_config:  # no video config (Qwen/Qwen2.5-Omni-7B): the processor's defaults, image patching
         video_config = {"patch_size": image_processor.patch_size, "merge_size": image_processor.merge_size,
                         "temporal_patch_size": image_processor.temporal_patch_size,
@@ -250,7 +250,7 @@ def load_processor(name_or_path: str, min_pixels: int | None = None, max_pixels:
     for name in ("chat_template.jinja", "chat_template.json"):
         if chat_template or not (path := _optional_file(name_or_path, name, **hub_kwargs)):
             continue
-        text = open(path, encoding="utf-8").read()
+        text = Path(path).read_text(encoding="utf-8")
         chat_template = json.loads(text)["chat_template"] if name.endswith(".json") else text
     if not chat_template:
         raise ModelError(f"{name_or_path!r} has no chat template (tokenizer_config.json or chat_template.*)")
