@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import random
 from collections.abc import Iterable
-from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from .annotation.instruct import instruction_templates
 from .io import atomic_write_text
 from .sample_words import (
     ADJECTIVES,
@@ -40,12 +38,6 @@ from .text import format_sync, format_timestamp, join_sections, parse_sync
 
 CSV_COLUMNS = ("id", "annotator", "sync", *LABELS)
 MAX_WORDS = 200
-
-
-@lru_cache(maxsize=1)
-def _templates() -> list[str]:
-    text = resources.files("harmonyset_hf").joinpath("prompts/instruction_templates.json").read_text("utf-8")
-    return json.loads(text)
 
 
 def _mood(section: dict[str, Any]) -> str:
@@ -239,7 +231,7 @@ def release_record(plan: dict[str, Any], truth: dict[str, Any]) -> dict[str, Any
         sections["emotion"] = _emotion(truth, labels, brief, brief=True)
     return {
         "id": plan["id"], "video": f"{plan['id']}.mp4",
-        "conversations": [{"from": "human", "value": rng.choice(_templates())},
+        "conversations": [{"from": "human", "value": rng.choice(instruction_templates())},
                           {"from": "gpt", "value": join_sections(sections)}],
         "category": category, "subcategory": truth["subcategory"], "duration": truth["duration"],
         "sync": format_sync(truth["sync_points"]), "labels": labels, "metadata": meta,
