@@ -20,6 +20,7 @@ from typing import Any
 from .errors import HarmonySetError
 from .io import atomic_write_json, package_versions, read_jsonl, write_jsonl
 from .judge_guard import detect_judge_address
+from .predict import id_key
 from .schema import ASPECTS, OPTION_LETTERS
 from .scoring import (
     CIRCULAR_SEPARATOR,
@@ -43,7 +44,7 @@ class EvaluationError(HarmonySetError):
 
 def read_predictions(path: str | os.PathLike, config: str) -> tuple[dict[str, str], dict]:
     """Responses keyed by id from a predictions file, and facts about it (model, duplicates, bad lines)."""
-    key = "question_id" if config == "mc" else "id"
+    key = id_key(config)
     path = Path(path)
     if path.is_dir():
         raise EvaluationError(f"--predictions {path} is a folder; give the predictions .jsonl file")
