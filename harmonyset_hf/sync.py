@@ -160,8 +160,7 @@ class _Media:
     frames: np.ndarray      # (n, h, w, 3) uint8, small
     times: np.ndarray       # (n,) seconds
     frame_dt: float         # native frame interval
-    audio: np.ndarray       # (m,) float32 mono
-    audio_start: float      # time of audio[0]
+    audio: np.ndarray       # (m,) float32 mono, taken to start with the video (time 0)
     sample_rate: int
     duration: float
 
@@ -185,7 +184,7 @@ def _decode(source: Any, params: SyncParams) -> _Media:
     frame_dt = 1.0 / clip.fps if clip.fps else float(np.median(np.diff(times)))
     duration = clip.duration or max(times[-1] + frame_dt, clip.audio.size / params.sample_rate)
     # The audio is taken to start with the video (true of the files HarmonySet and most encoders write).
-    return _Media(frames, np.asarray(times, dtype=np.float64), frame_dt, clip.audio.astype(np.float32), 0.0,
+    return _Media(frames, np.asarray(times, dtype=np.float64), frame_dt, clip.audio.astype(np.float32),
                   params.sample_rate, float(duration))
 
 
@@ -448,7 +447,7 @@ def analyze(source: Any, key_times: list[float] | None = None, params: SyncParam
     cuts = detect_cuts(media.frames, media.times, media.frame_dt, params)
     timings["cuts_s"] = time.perf_counter() - t1
     t1 = time.perf_counter()
-    changes, onsets, beats, tempo = detect_music(media.audio, media.sample_rate, params, media.audio_start)
+    changes, onsets, beats, tempo = detect_music(media.audio, media.sample_rate, params)
     timings["music_s"] = time.perf_counter() - t1
     matches, key_points, score, key_score, hit, chance = align(cuts, changes, beats, key_times, params, human_codes)
     timings["total_s"] = time.perf_counter() - t0
