@@ -14,16 +14,13 @@ the derived one).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import math
 import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..prompting import pair_prompt
-from .tasks import HarnessError, _reply, data_source, prepare_docs
+from .tasks import HarnessError, _reply, data_source, memoised, overall_metric, prepare_docs
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +71,7 @@ def score_pair_items(items: list[Mapping]) -> dict:
     """``evaluate_pair`` results of the items of both versions; items whose other version is absent are left out."""
     from ..evaluation import evaluate_pair, summary_line
 
-    digest = hashlib.sha256(json.dumps([[i["id"], i["response"]] for i in items], sort_keys=True).encode()).hexdigest()
-    if digest not in _SCORED:
+    def score() -> dict:
         versions: dict[str, set] = {}
         for item in items:
             versions.setdefault(item["pair_id"], set()).add(item["variant"])
@@ -85,18 +81,14 @@ def score_pair_items(items: list[Mapping]) -> dict:
         rows = [{k: i[k] for k in ("id", "pair_id", "variant", "category", "music_source_id")} for i in whole]
         results, _ = evaluate_pair(rows, {i["id"]: i["response"] for i in whole}, model="harness")
         log.info("%s", summary_line(results))
-        _SCORED[digest] = results
-    return _SCORED[digest]
+        return results
+
+    return memoised(_SCORED, [[i["id"], i["response"]] for i in items], score)
 
 
 def _metric(name: str) -> Callable[[list], float]:
-    def aggregate(items: list) -> float:
-        value = score_pair_items(items)["overall"][name]
-        return math.nan if value is None else float(value)
-
-    aggregate.__name__ = f"pair_{name}"
-    aggregate.__doc__ = f"The swap pairs' overall {name} over the items answered in both versions."
-    return aggregate
+    return overall_metric(score_pair_items, name, f"pair_{name}",
+                          f"The swap pairs' overall {name} over the items answered in both versions.")
 
 
 pair_accuracy = _metric("accuracy")

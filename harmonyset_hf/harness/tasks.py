@@ -192,9 +192,8 @@ def judge_items(items: list[Mapping]) -> dict:
     from ..evaluation import evaluate_oe, summary_line
 
     settings = judge_settings()
-    digest = hashlib.sha256(json.dumps([settings, [[i["id"], i["response"]] for i in items]],
-                                       sort_keys=True, default=str).encode("utf-8")).hexdigest()
-    if digest not in _JUDGED:
+
+    def judge_all() -> dict:
         judge = make_harness_judge(settings)
         try:
             rows = [{k: i[k] for k in ("id", "category", "subcategory", "annotation")} for i in items]
@@ -202,18 +201,36 @@ def judge_items(items: list[Mapping]) -> dict:
         finally:
             judge.close()
         log.info("%s", summary_line(results))
-        _JUDGED[digest] = results
-    return _JUDGED[digest]
+        return results
+
+    return memoised(_JUDGED, [settings, [[i["id"], i["response"]] for i in items]], judge_all)
+
+
+def memoised(cache: dict[str, dict], key: Any, compute: Callable[[], dict]) -> dict:
+    """``compute()``, run once per distinct ``key`` (by the digest of its JSON) and kept in ``cache``.
+
+    Every metric of a task aggregates the same items, so the scoring they share runs only once.
+    """
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode("utf-8")).hexdigest()
+    if digest not in cache:
+        cache[digest] = compute()
+    return cache[digest]
+
+
+def overall_metric(score: Callable[[list], dict], key: str, name: str, doc: str) -> Callable[[list], float]:
+    """An aggregation: ``score(items)["overall"][key]`` as a float (NaN when None), named ``name``."""
+    def aggregate(items: list) -> float:
+        value = score(items)["overall"][key]
+        return math.nan if value is None else float(value)
+
+    aggregate.__name__ = name
+    aggregate.__doc__ = doc
+    return aggregate
 
 
 def _aspect_mean(aspect: str) -> Callable[[list], float]:
-    def aggregate(items: list) -> float:
-        value = judge_items(items)["overall"][aspect]
-        return math.nan if value is None else float(value)
-
-    aggregate.__name__ = f"oe_{aspect}"
-    aggregate.__doc__ = f"Mean judge score (1-10) for {aspect} over the judged items, as `harmonyset eval oe`."
-    return aggregate
+    return overall_metric(judge_items, aspect, f"oe_{aspect}",
+                          f"Mean judge score (1-10) for {aspect} over the judged items, as `harmonyset eval oe`.")
 
 
 oe_rhythm = _aspect_mean("rhythm")
