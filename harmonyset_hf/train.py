@@ -103,7 +103,7 @@ def build_data(cfg: TrainConfig, processor):
     from datasets import load_dataset
 
     from .collate import InstructClips, SFTCollator
-    from .predict import local_cache_dir
+    from .hub import local_cache_dir
 
     # A cache private to a local folder's contents: datasets would serve a same-named folder's stale video paths.
     try:

@@ -140,8 +140,8 @@ def test_label_mask_token_by_token(hub_dir, tiny_dir):
     from datasets import load_dataset
 
     from harmonyset_hf.collate import InstructClips, SFTCollator
+    from harmonyset_hf.hub import local_cache_dir
     from harmonyset_hf.models.omni_processing import load_processor
-    from harmonyset_hf.predict import local_cache_dir
 
     rows = load_dataset(str(hub_dir), "instruct", split="train", cache_dir=local_cache_dir(hub_dir))
     rows = rows.sort("duration").select(range(2))
