@@ -21,6 +21,7 @@ import os
 import random
 import time
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import nullcontext
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -234,14 +235,9 @@ def make_sample(out_dir: str | os.PathLike, n: int = 24, seed: int = 0, workers:
     workers = workers if workers is not None else min(2, os.cpu_count() or 1)
     bar = tqdm(total=len(jobs), desc="rendering HarmonySet-mini", unit="video", disable=not progress)
     durations: dict[str, float] = {}
-    if workers > 1:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-            for item_id, seconds in pool.map(_render, jobs):
-                durations[item_id] = seconds
-                bar.update()
-    else:
-        for job in jobs:
-            item_id, seconds = _render(job)
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) if workers > 1 else nullcontext()
+    with pool:
+        for item_id, seconds in (pool.map if workers > 1 else map)(_render, jobs):
             durations[item_id] = seconds
             bar.update()
     bar.close()
