@@ -325,12 +325,12 @@ def parse_rating(response: str | None) -> Rating:
     m = _ONLY_NUMBER.match(text)
     if m:
         return _rating_verdict([float(m.group(1))], "number only")
-    for pattern, how in ((_OUT_OF_TEN, "'N/10' statement"), (_STATED, "explicit rating statement")):
-        verdict = _rating_verdict([float(x) for x in pattern.findall(_SCALE.sub(" ", text) if pattern is _STATED
-                                                                     else text)], how)
+    rest = _SCALE.sub(" ", text)  # "N/10" is read in the full text, everything after it without the scale
+    for pattern, source, how in ((_OUT_OF_TEN, text, "'N/10' statement"),
+                                 (_STATED, rest, "explicit rating statement")):
+        verdict = _rating_verdict([float(x) for x in pattern.findall(source)], how)
         if verdict:
             return verdict
-    rest = _SCALE.sub(" ", text)
     m = _LEADING_NUMBER.match(rest)
     if m:
         return _rating_verdict([float(m.group(1))], "leading number")
