@@ -153,13 +153,6 @@ def rebalance(questions: Sequence[dict[str, Any]], seed: int = 0) -> list[dict[s
     return out
 
 
-def _encoder(device: str) -> Any:
-    """The offline judge's MiniLM encoder (judge.sentence_encoder loads it once per process and device)."""
-    from ..judge import sentence_encoder
-
-    return sentence_encoder(device)
-
-
 class MCCurator:
     """Curates MC questions with an OpenAI-compatible LLM: parsed, validated, re-asked, cached."""
 
@@ -174,18 +167,18 @@ class MCCurator:
         self.max_attempts, self.concurrency = max(1, int(max_attempts)), concurrency
         self.length_tolerance, self.min_similarity = float(length_tolerance), float(min_similarity)
         self.check_faithfulness, self.device = check_faithfulness, device
-        self._encoder: Any = None
 
     def similarity(self, pairs: Sequence[tuple[str, str]]) -> list[float]:
         """Cosine similarities of text pairs with the packaged MiniLM encoder (the offline judge's loader)."""
         import numpy as np
 
+        from ..judge import sentence_encoder  # loaded once per process and device
+
         if not pairs:
             return []
-        if self._encoder is None:
-            self._encoder = _encoder(self.device)
         texts = sorted({t for p in pairs for t in p})
-        emb = self._encoder.encode(texts, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False)
+        emb = sentence_encoder(self.device).encode(texts, normalize_embeddings=True, convert_to_numpy=True,
+                                                   show_progress_bar=False)
         vec = dict(zip(texts, emb))
         return [float(np.dot(vec[a], vec[b])) for a, b in pairs]
 
