@@ -285,12 +285,6 @@ class EmbeddingJudge:
         if not hi > lo:
             raise ConfigError(f"embedding judge needs hi > lo, got lo={lo}, hi={hi}")
         self.lo, self.hi, self.device, self.batch_size = lo, hi, device, batch_size
-        self._model: Any = None
-
-    def _encoder(self) -> Any:
-        if self._model is None:
-            self._model = sentence_encoder(self.device)
-        return self._model
 
     def describe(self) -> dict[str, Any]:
         """What judged, flagged as a proxy whose numbers are not comparable to the paper's."""
@@ -335,8 +329,8 @@ class EmbeddingJudge:
         texts = sorted({t for p in pairs.values() for pair in p.values() if pair for t in pair})
         vectors: dict[str, Any] = {}
         if texts:
-            emb = self._encoder().encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
-                                         show_progress_bar=progress, convert_to_numpy=True)
+            emb = sentence_encoder(self.device).encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
+                                                       show_progress_bar=progress, convert_to_numpy=True)
             vectors = dict(zip(texts, emb))
         for i, aspects in pairs.items():
             scores = {}
