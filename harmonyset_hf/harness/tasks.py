@@ -106,7 +106,7 @@ def load_docs(config: str, data: str | None = None, aspect: str | None = None, *
         raise HarnessError(f"config must be 'mc' or 'oe', got {config!r}")
     source = data_source({"data": data} if data else metadata)
     configure_judge(metadata)
-    split = hub_load(source, config, **load_dataset_kwargs(source))  # a HubError names the path and why
+    split = hub_load(source, config)  # its local folder's private cache; a HubError names the path and why
     return {SPLITS[config]: prepare_docs(split, aspect)}
 
 
