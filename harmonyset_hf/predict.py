@@ -76,8 +76,9 @@ def load_split(data: str | os.PathLike, config: str, media: bool = False, limit:
         hint = " (the pair config is in a folder made by `harmonyset derive swap`)" if config == "pair" else ""
         raise PredictError(f"cannot load config {config!r} of {data}: {err}{hint}") from err
     if limit is not None and config == "pair":  # the first N items, both versions of each
-        first = list(dict.fromkeys(ds["pair_id"]))[:limit]
-        ds = ds.select([i for i, p in enumerate(ds["pair_id"]) if p in set(first)])
+        pair_ids = ds["pair_id"]
+        first = set(list(dict.fromkeys(pair_ids))[:limit])
+        ds = ds.select([i for i, p in enumerate(pair_ids) if p in first])
     elif limit is not None:
         ds = ds.select(range(min(limit, len(ds))))
     if media and config != "pair" and not isinstance(ds.features.get("video"), datasets.Video):
