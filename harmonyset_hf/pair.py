@@ -310,7 +310,8 @@ def derive_swap(data: str | os.PathLike, out_dir: str | os.PathLike, seed: int =
         if writer.count == 0:
             raise PairError(f"no item of {data} could be derived; first problem: "
                             f"{skipped[0]['reason'] if skipped else 'no test items'}")
-        kept = {i: s for i, s in sources.items() if i not in {x["id"] for x in skipped}}
+        left_out = {x["id"] for x in skipped}
+        kept = {i: s for i, s in sources.items() if i not in left_out}
         same = sum(by_id[i]["category"] == by_id[s]["category"] for i, s in kept.items())
         report = {"source": str(data), "seed": seed, "items": len(kept), "rows": writer.count,
                   "same_category_pairs": same, "music_fit": fits, "audio_bitrate": bitrate,
