@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..prompting import pair_prompt
-from .tasks import HarnessError, _reply, data_source, memoised, overall_metric, prepare_docs
+from .tasks import HarnessError, _reply, data_source, memoised, overall_metric, prepare_docs, wrap_prompt
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +51,7 @@ def load_pair_docs(config: str = "pair", data: str | None = None, **metadata: An
 
 def pair_doc_to_text(doc: Mapping, lmms_eval_specific_kwargs: Mapping | None = None) -> str:
     """The rating prompt (the same for both versions), optionally inside lmms-eval's ``pre_prompt``/``post_prompt``."""
-    kwargs = lmms_eval_specific_kwargs or {}
-    return f"{kwargs.get('pre_prompt', '')}{pair_prompt(doc)}{kwargs.get('post_prompt', '')}"
+    return wrap_prompt(pair_prompt(doc), lmms_eval_specific_kwargs)
 
 
 def pair_doc_to_target(doc: Mapping) -> str:

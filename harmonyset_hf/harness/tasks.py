@@ -115,7 +115,11 @@ def load_docs(config: str, data: str | None = None, aspect: str | None = None, *
 # --------------------------------------------------------------------------------------------
 def doc_to_text(doc: Mapping, lmms_eval_specific_kwargs: Mapping | None = None) -> str:
     """The prompt of a doc (MC or OE), optionally wrapped in lmms-eval's ``pre_prompt``/``post_prompt``."""
-    text = mc_prompt(doc) if "question_id" in doc else oe_prompt(doc)
+    return wrap_prompt(mc_prompt(doc) if "question_id" in doc else oe_prompt(doc), lmms_eval_specific_kwargs)
+
+
+def wrap_prompt(text: str, lmms_eval_specific_kwargs: Mapping | None = None) -> str:
+    """``text`` inside lmms-eval's ``pre_prompt``/``post_prompt`` (unchanged without them)."""
     kwargs = lmms_eval_specific_kwargs or {}
     return f"{kwargs.get('pre_prompt', '')}{text}{kwargs.get('post_prompt', '')}"
 
