@@ -278,23 +278,22 @@ def write_report(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike,
         parts += ["## HarmonySet-OE, Overall (mean over items; judge score 1-10)\n", _markdown(header, rows)]
         short += parts[-2:]
         header, rows = oe_table(results, paper)
-        parts += ["## HarmonySet-OE by category (Table 2 layout)\n", _markdown(header, rows)]
+        table = _markdown(header, rows)
+        parts += ["## HarmonySet-OE by category (Table 2 layout)\n", table]
         written.append(atomic_write_text(out_dir / "table2_oe.csv", _csv(header, rows)))
-        written.append(atomic_write_text(out_dir / "table2_oe.md", _markdown(header, rows)))
+        written.append(atomic_write_text(out_dir / "table2_oe.md", table))
     if any(r["config"] == "mc" for r in results):
-        header, rows = mc_table(results, paper)
-        parts += ["## HarmonySet-MC accuracy (Table 5 layout; invalid answers count as wrong)\n",
-                  _markdown(header, rows)]
+        table = _markdown(*mc_table(results, paper))
+        parts += ["## HarmonySet-MC accuracy (Table 5 layout; invalid answers count as wrong)\n", table]
         short += parts[-2:]
-        written.append(atomic_write_text(out_dir / "table5_mc.md", _markdown(header, rows)))
+        written.append(atomic_write_text(out_dir / "table5_mc.md", table))
         header, rows = mc_table(results, paper, markdown=False)
         written.append(atomic_write_text(out_dir / "table5_mc.csv", _csv(header, rows)))
     if any(r["config"] == "pair" for r in results):
-        header, rows = pair_table(results)
-        parts += ["## Swap pairs: is the original music rated higher? (ties count half; invalid as wrong)\n",
-                  _markdown(header, rows)]
+        table = _markdown(*pair_table(results))
+        parts += ["## Swap pairs: is the original music rated higher? (ties count half; invalid as wrong)\n", table]
         short += parts[-2:]
-        written.append(atomic_write_text(out_dir / "pairs.md", _markdown(header, rows)))
+        written.append(atomic_write_text(out_dir / "pairs.md", table))
         header, rows = pair_table(results, markdown=False)
         written.append(atomic_write_text(out_dir / "pairs.csv", _csv(header, rows)))
     notes = []
