@@ -17,7 +17,6 @@ from typing import Any
 
 from .errors import HarmonySetError
 from .hub import load as hub_load
-from .hub import local_cache_dir  # noqa: F401  (re-exported: callers load local folders through it)
 from .io import append_jsonl, read_jsonl
 from .prompting import prompt_for
 from .schema import CONFIGS
