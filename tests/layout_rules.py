@@ -90,7 +90,8 @@ def scan(root: Path) -> Layout:
         is_init = path.name == "__init__.py"
         module_aliases: dict[str, str] = {}  # local name -> our module it is bound to
 
-        def add(target: str, names: tuple[str, ...], node: ast.stmt, private: tuple[str, ...]) -> None:
+        def add(target: str, names: tuple[str, ...], node: ast.stmt, private: tuple[str, ...],
+                importer: str = importer, funcs: list[tuple[int, int]] = funcs) -> None:
             inside = any(a <= node.lineno <= b for a, b in funcs)
             layout.imports.append(Import(importer, target, names, node.lineno, inside, private))
 

@@ -11,6 +11,7 @@ import os
 import sys
 
 from ..errors import HarmonySetError
+from .lm_eval_models import register
 
 
 def main() -> None:
@@ -20,8 +21,6 @@ def main() -> None:
     `harmonyset` prints them; ``HARMONYSET_DEBUG=1`` shows the traceback.
     """
     from lm_eval.__main__ import cli_evaluate
-
-    from .lm_eval_models import register
 
     register()
     try:
