@@ -33,16 +33,3 @@ def positive_float(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be above 0, not {text}")
     return value
-
-
-def judge_from_args(args):
-    """The judge that --judge, --judge-mode, --judge-model, --judge-base-url, --concurrency and --cache name."""
-    from ..errors import ConfigError
-    from ..judge import make_judge
-
-    if args.judge == "embedding":
-        if args.judge_mode != "paper":
-            raise ConfigError("--judge-mode applies to the openai judge only (the embedding judge reads no prompt)")
-        return make_judge("embedding")
-    return make_judge("openai", model=args.judge_model, base_url=args.judge_base_url,
-                      concurrency=args.concurrency, cache_dir=args.cache, mode=args.judge_mode)

@@ -103,9 +103,9 @@ def _run_judge(args: argparse.Namespace) -> int:
     from ..audit.judge_robustness import audit_judge, judge_audit_markdown
     from ..errors import ConfigError
     from ..evaluation.predict import load_split
-    from . import judge_from_args
+    from ..judge import JudgeConfig
 
-    judge = judge_from_args(args)
+    judge = JudgeConfig.from_args(args).build()
     try:
         if args.limit < 0:
             raise ConfigError(f"--limit must be >= 0 (0: every item), got {args.limit}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import judge_from_args, positive_int
+from . import positive_int
 
 
 def register(cli) -> None:
@@ -64,9 +64,11 @@ def _run_mc(args: argparse.Namespace) -> int:
 def _run_oe(args: argparse.Namespace) -> int:
     from ..evaluation import evaluate_oe, read_predictions
     from ..evaluation.predict import load_split
+    from ..judge import JudgeConfig
 
     predictions, facts = read_predictions(args.predictions, "oe")
-    judge = judge_from_args(args)  # built before the data is loaded, so that a missing key or model fails at once
+    # Built before the data is loaded, so that a missing key or model fails at once.
+    judge = JudgeConfig.from_args(args).build()
     try:
         every = load_split(args.data, "oe")
         rows = every[:args.limit] if args.limit is not None else every

@@ -31,10 +31,10 @@ from typing import Any
 
 from ..data.hub import load as hub_load
 from ..data.hub import local_cache_dir
-from ..errors import ConfigError, HarmonySetError
+from ..errors import HarmonySetError
 from ..evaluation import evaluate_oe, summary_line
 from ..evaluation.scoring import parse_choice
-from ..judge import make_judge
+from ..judge import JudgeConfig
 from ..prompting import mc_prompt, oe_prompt
 from ..schema import ASPECTS, SPLITS
 
@@ -159,8 +159,7 @@ _JUDGED: dict[str, dict] = {}  # evaluate_oe results by the digest of (settings,
 def configure_judge(metadata: Mapping[str, Any] | None) -> None:
     """Remember the judge settings of ``--metadata`` (an aggregation function sees no task config)."""
     metadata = metadata or {}
-    if "judge_api_key" in metadata:
-        raise ConfigError("never pass an API key in --metadata (it is logged): set HARMONYSET_JUDGE_API_KEY")
+    JudgeConfig.from_metadata(metadata)  # refuses an API key or a bad setting before the run
     _JUDGE_SETTINGS.update({k: metadata[k] for k in JUDGE_KEYS if metadata.get(k) not in (None, "")})
 
 
@@ -173,14 +172,7 @@ def judge_settings() -> dict[str, Any]:
 
 def make_harness_judge(settings: Mapping[str, Any]) -> Any:
     """The judge of ``settings`` (``openai``: the paper's prompt on any OpenAI-compatible server)."""
-    kind = str(settings.get("judge", "openai"))
-    if kind == "embedding":
-        return make_judge("embedding")
-    if kind not in ("openai", "llm", "gpt"):
-        raise ConfigError(f"unknown judge {kind!r} (metadata 'judge' or ${JUDGE_ENV}): use openai or embedding")
-    concurrency = settings.get("judge_concurrency")
-    return make_judge("openai", model=settings.get("judge_model"), base_url=settings.get("judge_base_url"),
-                      concurrency=int(concurrency) if concurrency else None, cache_dir=settings.get("judge_cache"))
+    return JudgeConfig.from_metadata(settings).build()
 
 
 def oe_process_results(doc: Mapping, results: Any) -> dict[str, dict]:
