@@ -249,9 +249,9 @@ def test_data_source_and_judge_settings(monkeypatch):
     monkeypatch.setenv("HARMONYSET_DATA", "/data/hub")
     assert tasks.data_source(None) == "/data/hub"
     with pytest.raises(ConfigError, match="API key"):
-        tasks.configure_judge({"judge_api_key": "sk-secret"})
+        tasks.load_docs("oe", data="some/repo", judge_api_key="sk-secret")
     with pytest.raises(ConfigError, match="unknown judge"):
-        tasks.make_harness_judge({"judge": "oracle"})
+        tasks.load_docs("oe", data="some/repo", judge="oracle")
 
 
 def test_docs_and_scores_match_evaluation(hub_dir):

@@ -14,9 +14,13 @@ from a harness equal ``harmonyset eval mc|oe`` on the same replies:
   :func:`harmonyset_hf.evaluation.evaluate_oe`, and each aspect's aggregation reads its mean.
 
 Judge settings: ``--metadata`` keys ``judge`` (``openai`` | ``embedding``), ``judge_model``,
-``judge_base_url``, ``judge_concurrency``, ``judge_cache`` (lm-eval), else the environment:
+``judge_base_url``, ``judge_mode``, ``judge_concurrency``, ``judge_cache`` (lm-eval), else the environment:
 ``HARMONYSET_JUDGE`` (kind, default ``openai``), ``HARMONYSET_JUDGE_MODEL``/``_BASE_URL``/``_API_KEY``/
-``_CONCURRENCY`` (read by harmonyset_hf.llm). An API key is never read from ``--metadata`` (it would be logged).
+``_CONCURRENCY`` (read by harmonyset_hf.llm), all turned into a :class:`harmonyset_hf.judge.JudgeConfig`.
+An API key is never read from ``--metadata`` (it would be logged). The settings travel with the data:
+:func:`load_docs` writes them into each OE doc (``judge_config``), so an aggregation judges with the
+settings of its own run, and two runs in one process never share them; without that column (lmms-eval)
+the environment at aggregation time decides.
 """
 
 from __future__ import annotations
@@ -41,8 +45,8 @@ from ..schema import ASPECTS, SPLITS
 log = logging.getLogger(__name__)
 
 DATA_ENV = "HARMONYSET_DATA"
-JUDGE_ENV = "HARMONYSET_JUDGE"
-JUDGE_KEYS = ("judge", "judge_model", "judge_base_url", "judge_concurrency", "judge_cache")
+JUDGE_COLUMN = "judge_config"  # an OE doc's judge settings (JudgeConfig as JSON), set by load_docs
+MEMO_ENTRIES = 16  # judged item sets kept for the aggregations of a run (one per task and settings)
 
 
 class HarnessError(HarmonySetError):
@@ -98,16 +102,19 @@ def aspect_filter(aspect: str) -> Callable[[Any], Any]:
 
 
 def load_docs(config: str, data: str | None = None, aspect: str | None = None, **metadata: Any) -> dict[str, Any]:
-    """lm-eval's ``custom_dataset``: ``{split: docs}`` of ``config`` (``mc``/``oe``), judge settings remembered.
+    """lm-eval's ``custom_dataset``: ``{split: docs}`` of ``config`` (``mc``/``oe``); OE docs carry the judge settings.
 
     lm-eval passes ``--metadata`` (merged with the model args) as keyword arguments, hence ``**metadata``.
     """
     if config not in ("mc", "oe"):
         raise HarnessError(f"config must be 'mc' or 'oe', got {config!r}")
     source = data_source({"data": data} if data else metadata)
-    configure_judge(metadata)
+    judge = JudgeConfig.from_metadata(metadata)  # a key in --metadata or a bad judge fails before the run
     split = hub_load(source, config)  # its local folder's private cache; a HubError names the path and why
-    return {SPLITS[config]: prepare_docs(split, aspect)}
+    docs = prepare_docs(split, aspect)
+    if config == "oe":  # an aggregation sees only its items: the settings go with them, not into module state
+        docs = docs.add_column(JUDGE_COLUMN, [json.dumps(judge.as_dict(), sort_keys=True)] * len(docs))
+    return {SPLITS[config]: docs}
 
 
 # --------------------------------------------------------------------------------------------
@@ -152,42 +159,30 @@ def mc_process_results(doc: Mapping, results: Any) -> dict[str, int]:
 # --------------------------------------------------------------------------------------------
 # OE
 # --------------------------------------------------------------------------------------------
-_JUDGE_SETTINGS: dict[str, Any] = {}  # from lm-eval's --metadata (load_docs), read by the aggregation
 _JUDGED: dict[str, dict] = {}  # evaluate_oe results by the digest of (settings, items): one judge run per task
 
 
-def configure_judge(metadata: Mapping[str, Any] | None) -> None:
-    """Remember the judge settings of ``--metadata`` (an aggregation function sees no task config)."""
-    metadata = metadata or {}
-    JudgeConfig.from_metadata(metadata)  # refuses an API key or a bad setting before the run
-    _JUDGE_SETTINGS.update({k: metadata[k] for k in JUDGE_KEYS if metadata.get(k) not in (None, "")})
-
-
-def judge_settings() -> dict[str, Any]:
-    """The judge settings in force: ``--metadata`` first, then ``$HARMONYSET_JUDGE`` for the kind."""
-    settings = dict(_JUDGE_SETTINGS)
-    settings.setdefault("judge", os.environ.get(JUDGE_ENV, "").strip() or "openai")
-    return settings
-
-
-def make_harness_judge(settings: Mapping[str, Any]) -> Any:
-    """The judge of ``settings`` (``openai``: the paper's prompt on any OpenAI-compatible server)."""
-    return JudgeConfig.from_metadata(settings).build()
+def judge_config_of(items: list[Mapping]) -> JudgeConfig:
+    """The judge settings the OE items carry (from their docs), else the environment's (lmms-eval)."""
+    carried = {i.get(JUDGE_COLUMN) for i in items} - {None}
+    if len(carried) > 1:
+        raise HarnessError(f"OE items of one aggregation carry {len(carried)} different judge settings")
+    return JudgeConfig(**json.loads(carried.pop())) if carried else JudgeConfig.from_metadata({})
 
 
 def oe_process_results(doc: Mapping, results: Any) -> dict[str, dict]:
     """The reply and what judging it needs, under each OE metric (judged together in the aggregation)."""
     item = {"id": str(doc["id"]), "category": doc["category"], "subcategory": doc.get("subcategory"),
-            "annotation": doc["annotation"], "response": reply_text(results)}
+            "annotation": doc["annotation"], "response": reply_text(results), JUDGE_COLUMN: doc.get(JUDGE_COLUMN)}
     return {**{aspect: item for aspect in ASPECTS}, "failed": item}
 
 
 def judge_items(items: list[Mapping]) -> dict:
     """``evaluate_oe`` results of the OE items (one judge run per distinct item set and settings)."""
-    settings = judge_settings()
+    config = judge_config_of(items)
 
     def judge_all() -> dict:
-        judge = make_harness_judge(settings)
+        judge = config.build()
         try:
             rows = [{k: i[k] for k in ("id", "category", "subcategory", "annotation")} for i in items]
             results, _ = evaluate_oe(rows, {str(i["id"]): i["response"] for i in items}, judge, model="harness")
@@ -196,7 +191,7 @@ def judge_items(items: list[Mapping]) -> dict:
         log.info("%s", summary_line(results))
         return results
 
-    return memoised(_JUDGED, [settings, [[i["id"], i["response"]] for i in items]], judge_all)
+    return memoised(_JUDGED, [config.as_dict(), [[i["id"], i["response"]] for i in items]], judge_all)
 
 
 def memoised(cache: dict[str, dict], key: Any, compute: Callable[[], dict]) -> dict:
@@ -206,6 +201,8 @@ def memoised(cache: dict[str, dict], key: Any, compute: Callable[[], dict]) -> d
     """
     digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode("utf-8")).hexdigest()
     if digest not in cache:
+        while len(cache) >= MEMO_ENTRIES:  # bounded: a long process runs many tasks; keep the newest
+            cache.pop(next(iter(cache)))
         cache[digest] = compute()
     return cache[digest]
 
