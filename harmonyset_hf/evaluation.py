@@ -20,6 +20,9 @@ from typing import Any
 from .errors import HarmonySetError
 from .io import atomic_write_json, package_versions, read_jsonl, write_jsonl
 from .judge_guard import detect_judge_address
+from .llm import LLMClient
+from .mc_extractor import read_choices, read_counts
+from .mc_reading import Choice
 from .predict import id_key
 from .schema import ASPECTS, OPTION_LETTERS
 from .scoring import (
@@ -92,23 +95,43 @@ def _base(results: dict, config: str, model: str | None, counts: dict, unknown: 
     }
 
 
-def _score_mc(row: Mapping, response: str) -> dict:
-    choice = parse_choice(response, row["options"])
+def _score_mc(row: Mapping, response: str, choice: Choice | None = None) -> dict:
+    choice = choice or parse_choice(response, row["options"])
     return {"predicted": choice.letter, "reason": choice.reason, "invalid": choice.letter is None,
             "correct": choice.letter == row["answer"]}
 
 
+def _mc_choices(rows: list[Mapping], predictions: Mapping[str, str], circular: bool,
+                extractor: LLMClient | None) -> dict[str, Choice]:
+    """The choice of every reply that will be scored, keyed by prediction id (the LLM sees the invalid ones)."""
+    asked = []
+    for row in rows:
+        qid = str(row["question_id"])
+        for variant in ([row] if not circular else [row, *circular_variants(row)]):
+            vid = str(variant["question_id"])
+            pid = vid if vid in predictions else f"{qid}{CIRCULAR_SEPARATOR}0" if vid == qid else None
+            if pid in predictions:
+                asked.append((pid, {"response": predictions[pid], "options": variant["options"],
+                                    "question": variant.get("question", "")}))
+    choices = read_choices([item for _, item in asked], extractor, progress=True)
+    return {pid: choice for (pid, _), choice in zip(asked, choices)}
+
+
 def evaluate_mc(rows: Iterable[Mapping], predictions: Mapping[str, str], *, circular: bool = False,
-                model: str | None = None, known_ids: Iterable[str] | None = None) -> tuple[dict, list[dict]]:
+                model: str | None = None, known_ids: Iterable[str] | None = None,
+                extractor: LLMClient | None = None) -> tuple[dict, list[dict]]:
     """Accuracy per aspect (95 % CI, invalid rate, chance) of MC predictions keyed by ``question_id``.
 
     A question's own id is used, else its ``#r0`` variant. With ``circular`` a question also counts
     as circular-correct only when all 4 rotations (``#r0``-``#r3``) are answered correctly.
     ``known_ids`` (default: the rows' ids) are the ids a prediction may name without being reported
-    as unknown, e.g. the whole split when only its first rows are evaluated.
+    as unknown, e.g. the whole split when only its first rows are evaluated. With ``extractor`` (an
+    LLM client) the replies the rules call invalid are read by that LLM; ``counts`` keeps rule reads,
+    LLM reads and invalid answers apart.
     """
     rows = list(rows)
     known = {str(r["question_id"]) for r in rows} | set(known_ids or ())
+    choices = _mc_choices(rows, predictions, circular, extractor)
     unknown = _unknown({base_question_id(p) for p in predictions}, known)
     items, scored, circ_items = [], [], []
     letters, answers = Counter(), Counter()
@@ -116,11 +139,12 @@ def evaluate_mc(rows: Iterable[Mapping], predictions: Mapping[str, str], *, circ
         qid = str(row["question_id"])
         item = {"question_id": qid, "id": row["id"], "aspect": row["aspect"], "category": row["category"],
                 "answer": row["answer"]}
-        response = predictions.get(qid, predictions.get(f"{qid}{CIRCULAR_SEPARATOR}0"))
+        pid = qid if qid in predictions else f"{qid}{CIRCULAR_SEPARATOR}0"
+        response = predictions.get(pid)
         if response is None:
             item["status"] = "missing"
         else:
-            item.update(status="scored", response=response, **_score_mc(row, response))
+            item.update(status="scored", response=response, **_score_mc(row, response, choices.get(pid)))
             scored.append(item)
             letters[item["predicted"] or "invalid"] += 1
             answers[row["answer"]] += 1
@@ -131,15 +155,19 @@ def evaluate_mc(rows: Iterable[Mapping], predictions: Mapping[str, str], *, circ
                 item["circular"] = {"status": "missing",
                                     "missing": [v["question_id"] for v, r in zip(variants, replies) if r is None]}
             else:
-                marks = [_score_mc(v, r) for v, r in zip(variants, replies)]
+                marks = [_score_mc(v, r, choices.get(str(v["question_id"]))) for v, r in zip(variants, replies)]
                 item["circular"] = {"status": "scored", "predicted": [m["predicted"] for m in marks],
                                     "correct": all(m["correct"] for m in marks),
                                     "invalid": any(m["invalid"] for m in marks)}
                 circ_items.append({**item, **item["circular"]})
         items.append(item)
+    reads = read_counts([Choice(i["predicted"], i["reason"]) for i in scored])
     counts = {"questions": len(rows), "scored": len(scored), "missing": len(rows) - len(scored),
-              "invalid": sum(i["invalid"] for i in scored)}
+              "invalid": sum(i["invalid"] for i in scored), "rule_reads": reads["rule_reads"],
+              "llm_reads": reads["llm_reads"]}
     results = {"judge": None, **mc_accuracy(scored),
+               "extraction": {"extractor": "llm" if extractor else "rules",
+                              "llm": extractor.describe() if extractor else None, "reasons": reads["reasons"]},
                "letters": {"predicted": {k: letters[k] for k in (*OPTION_LETTERS, "invalid")},
                            "answer": {k: answers[k] for k in OPTION_LETTERS}}}
     if circular:
@@ -288,6 +316,8 @@ def summary_line(results: dict) -> str:
             circ = f"; circular {_pct(results['circular']['overall']['accuracy'])}"
             if not results["circular"]["overall"]["n"]:  # plain predictions: no #r0..#r3 rotations to score
                 circ += " (no rotated answers: run `harmonyset predict --circular`)"
+        if counts.get("llm_reads"):
+            extra += f", {counts['llm_reads']} letters read by the LLM extractor"
         return (f"MC {results['model']}: accuracy {_pct(o['accuracy'])} on {o['n']} questions "
                 f"(invalid {_pct(o['invalid_rate'])}, chance 25.0%){circ}; {counts['missing']} missing{extra}")
     if results["config"] == "pair":

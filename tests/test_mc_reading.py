@@ -1,0 +1,154 @@
+"""MC answer reading: the replies quoted in issue 16, the labelled corpora, reasons, the LLM extractor."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import pytest
+from openai_server import FakeOpenAIServer, request_text
+
+from harmonyset_hf.evaluation import evaluate_mc
+from harmonyset_hf.llm import LLMClient
+from harmonyset_hf.mc_extractor import LLM_NONE, LLM_READ, read_choices, read_counts
+from harmonyset_hf.mc_reading import INVALID_REASONS, READ_REASONS, normalize_reply, read_choice, reason_kind
+from harmonyset_hf.scoring import parse_choice
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from mc_extraction import CORPORA, load_corpus, measure  # noqa: E402
+
+RHYTHM = [
+    "The music's beat is precisely synchronized with the cuts and movements",
+    "The music's rhythm roughly matches the visual pace",
+    "The music's rhythm is unrelated to the visual changes",
+    "The music's rhythm clashes with the visual pace",
+]
+
+# Every reply quoted in issue 16, with the reading the issue states.
+ISSUE_REPLIES = [
+    ("The answer is B or C.", None),
+    ("Answer: A or B", None),
+    ("The answer is A and B.", None),
+    ("Answer: A, B", None),
+    ("The video shows a vitamin C advert with upbeat music.", None),
+    ("This is plan B for the couple", None),
+    ("Section B of the song is louder", None),
+    ("The singer's part B arrives at the cut.", None),
+    ("'B'", "B"),
+    ("‘A’", "A"),
+    ("Answer: 'D'", "D"),
+    ("答案是B", "B"),
+    ("A 120 BPM beat drives the edit; B matches best.", "B"),
+    ("A Bollywood-style song plays over the dance. The music matches option D.", "D"),
+    ("A. " + RHYTHM[0] + "\nB. " + RHYTHM[1] + " (correct)\nC. " + RHYTHM[2] + "\nD. " + RHYTHM[3], "B"),
+    ("C major", None),
+    ("He got a grade A for the edit.", None),
+    ("Not A. The drums make C the clear fit, C.", "C"),
+]
+
+
+@pytest.mark.parametrize("reply,expected", ISSUE_REPLIES)
+def test_issue_replies_read_as_stated(reply, expected):
+    """Each reply the issue quotes is read as the issue says, with a reason, through scoring.parse_choice too."""
+    choice = read_choice(reply, RHYTHM)
+    assert choice.letter == expected, f"{reply!r}: {choice}"
+    assert parse_choice(reply, RHYTHM) == choice
+    assert choice.reason
+
+
+@pytest.mark.parametrize("name", list(CORPORA))
+def test_corpus_precision_and_recall(name):
+    """On each hand-labelled corpus (the tuned one and the held-out one) no read is wrong and recall is >= 0.97."""
+    rows = load_corpus(CORPORA[name])
+    result = measure(rows)
+    assert result["precision"] == 1.0, result["errors"]
+    assert result["recall"] >= 0.97, result["errors"]
+    assert result["rule_reads"] + result["llm_reads"] + result["invalid"] == len(rows)
+
+
+def test_corpora_are_large_and_varied():
+    """At least 150 labelled replies in all, 30 held out, in the styles models write (and refusals, hedges)."""
+    tuned, held = (load_corpus(p) for p in CORPORA.values())
+    assert len(tuned) + len(held) >= 150 and len(held) >= 30
+    styles = {r["style"] for r in tuned + held}
+    assert {"terse", "gpt", "gemini", "freeform", "cot", "chinese", "other_language", "refusal", "hedge",
+            "trap", "negation", "option_verdicts", "quotes"} <= styles
+    for rows in (tuned, held):
+        assert sum(r["answer"] is None for r in rows) >= len(rows) // 5  # invalid replies are well represented
+
+
+def test_every_reason_is_a_known_kind():
+    """Reads carry a read reason, invalid answers an invalid reason (details only after the kind)."""
+    for row in load_corpus(CORPORA["tuned"]):
+        choice = read_choice(row["reply"], row.get("options"))
+        kinds = READ_REASONS if choice.letter else INVALID_REASONS
+        assert reason_kind(choice.reason) in kinds, choice
+
+
+@pytest.mark.parametrize("reply", ["Ａ", "（Ｂ）", "「C」", "【D】", "“A”", "«B»", "<C>", "{D}", "`A`", "\\boxed{B}",
+                                   "答案：Ｃ"])
+def test_quotes_brackets_and_full_width_forms(reply):
+    """A letter in quotes or brackets of any kind, or in its full-width form, is read."""
+    assert read_choice(reply).letter is not None
+    assert re.search(r"[A-D]", normalize_reply(reply))
+
+
+def test_think_block_is_skipped_unless_it_is_everything():
+    assert read_choice("<think>maybe C? no.</think> The answer is A.").letter == "A"
+    assert read_choice("<think>The answer is B.</think>").letter == "B"
+
+
+def test_conclusion_outranks_earlier_statements():
+    """A reasoning paragraph that ends on a conclusion reads the conclusion; statements that just disagree do not."""
+    reply = "At first glance the answer is A. But the cuts drift off the beat. Therefore, the answer is B."
+    assert read_choice(reply) == ("B", "conclusion")
+    assert read_choice("The answer is B. Actually, the answer is C.").letter is None
+
+
+# --------------------------------------------------------------------------------------------
+# The LLM extractor (against the local OpenAI-protocol server)
+# --------------------------------------------------------------------------------------------
+def extractor_reply(body: dict) -> str:
+    """A stand-in extractor model: the option whose text the reply paraphrases by a keyword, else Z."""
+    reply = re.search(r"Reply: <<<(.*)>>>", request_text(body), re.S).group(1).lower()
+    for letter, word in zip("ABCD", ("precise", "roughly", "unrelated", "clash")):
+        if word in reply:
+            return letter
+    return "Z"
+
+
+def test_llm_extractor_reads_only_what_the_rules_call_invalid(fast_client):
+    """Rule reads are never sent; LLM reads and invalid answers are counted apart; a rerun is served from the cache."""
+    items = [{"response": "B", "options": RHYTHM},
+             {"response": "The tempo roughly follows the motion.", "options": RHYTHM},
+             {"response": "Hard to say, sorry.", "options": RHYTHM},
+             {"response": "A or B", "options": RHYTHM}]
+    with FakeOpenAIServer(reply=extractor_reply) as server:
+        client = fast_client(LLMClient, server, model="extractor")
+        choices = read_choices(items, client)
+        assert [c.letter for c in choices] == ["B", "B", None, None]
+        assert [c.reason for c in choices[1:]] == [LLM_READ, LLM_NONE, LLM_NONE]
+        assert server.total_served == 3  # the rule read "B" is never sent
+        counts = read_counts(choices)
+        assert (counts["rule_reads"], counts["llm_reads"], counts["invalid"]) == (1, 1, 2)
+        assert read_choices(items, client) == choices
+        assert server.total_served == 3  # the second run is answered from the cache
+    assert read_counts(read_choices(items))["llm_reads"] == 0
+
+
+def test_evaluate_mc_counts_rule_and_llm_reads_apart(fast_client):
+    """`harmonyset eval mc --extractor llm`'s code path: results say how many letters each reader gave."""
+    rows = [{"question_id": f"v{i}:rhythm", "id": f"v{i}", "aspect": "rhythm", "category": "knowledge",
+             "question": "How does the music's rhythm fit the video?", "options": RHYTHM, "answer": "B"}
+            for i in range(3)]
+    predictions = {"v0:rhythm": "(B)", "v1:rhythm": "It roughly keeps pace with the edit.", "v2:rhythm": "No idea."}
+    plain, _ = evaluate_mc(rows, predictions)
+    assert (plain["counts"]["rule_reads"], plain["counts"]["llm_reads"], plain["counts"]["invalid"]) == (1, 0, 2)
+    with FakeOpenAIServer(reply=extractor_reply) as server:
+        results, items = evaluate_mc(rows, predictions, extractor=fast_client(LLMClient, server, model="x"))
+    counts = results["counts"]
+    assert (counts["rule_reads"], counts["llm_reads"], counts["invalid"]) == (1, 1, 1)
+    assert results["overall"]["correct"] == 2 and plain["overall"]["correct"] == 1
+    assert [i["reason"] for i in items] == ["letter only", LLM_READ, LLM_NONE]
+    assert results["extraction"]["extractor"] == "llm" and plain["extraction"]["extractor"] == "rules"
