@@ -185,6 +185,13 @@ def _result_fields(result: Any) -> tuple[str, dict | None, str | None, str | Non
     return str(get("id")), (None if failed else {a: float(scores[a]) for a in ASPECTS}), error, get("raw")
 
 
+def _served(result: Any) -> dict[str, str]:
+    """The model name and system_fingerprint the judge's API returned for one result (those it gave)."""
+    get = result.get if isinstance(result, Mapping) else lambda k, d=None: getattr(result, k, d)
+    pairs = (("judge_model", get("served_model")), ("judge_system_fingerprint", get("system_fingerprint")))
+    return {k: str(v) for k, v in pairs if v}
+
+
 def describe_judge(judge: Any) -> dict:
     """The judge's own description (model, prompt hash, ...), with a prompt hash when it gives the prompt."""
     info = dict(judge.describe()) if hasattr(judge, "describe") else {"name": type(judge).__name__}
@@ -219,17 +226,19 @@ def evaluate_oe(rows: Iterable[Mapping], predictions: Mapping[str, str], judge: 
         else:
             item["status"] = "missing"
         items.append(item)
-    judged = {}
+    judged, served = {}, {}
     if to_judge:
         for result in judge.score_items(to_judge):
             ident, scores, error, raw = _result_fields(result)
             judged[ident] = (scores, error, raw)
+            served[ident] = _served(result)
     for item in items:
         if item["status"] != "pending":
             continue
         scores, error, raw = judged.get(item["id"], (None, "the judge returned no result for this item", None))
         if raw is not None:
             item["judge_reply"] = raw
+        item.update(served.get(item["id"], {}))
         if scores is None:
             item.update(status="failed", failed=True, error=error)
         else:
@@ -239,7 +248,12 @@ def evaluate_oe(rows: Iterable[Mapping], predictions: Mapping[str, str], judge: 
               "missing": sum(i["status"] == "missing" for i in items)}
     flagged = [i["id"] for i in items if i.get("addresses_judge")]
     usage = getattr(judge, "usage", None)
-    results = {"judge": describe_judge(judge), **({"judge_usage": usage} if isinstance(usage, dict) else {}),
+    judge_info = describe_judge(judge)
+    for field, key in (("judge_model", "served_models"), ("judge_system_fingerprint", "system_fingerprints")):
+        seen = Counter(i[field] for i in items if i.get(field))
+        if seen or judge_info.get("kind") == "llm":  # what the API says served, beside what was asked for
+            judge_info[key] = dict(seen.most_common())
+    results = {"judge": judge_info, **({"judge_usage": usage} if isinstance(usage, dict) else {}),
                "overall": agg["overall"], "categories": agg["categories"],
                "failed_ids": [i["id"] for i in items if i["status"] == "failed"][:MAX_LISTED],
                "judge_address": {"flagged": len(flagged), "ids": flagged[:MAX_LISTED],
