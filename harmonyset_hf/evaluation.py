@@ -56,6 +56,7 @@ def read_predictions(path: str | os.PathLike, config: str) -> tuple[dict[str, st
     responses: dict[str, str] = {}
     models: Counter = Counter()
     duplicates, bad = 0, []
+    truncated: dict[str, bool] = {}  # id -> stopped on the length limit (only where the model said)
     try:
         records = list(read_jsonl(path))
     except ValueError as err:
@@ -67,6 +68,10 @@ def read_predictions(path: str | os.PathLike, config: str) -> tuple[dict[str, st
         ident = str(rec[key])
         duplicates += ident in responses
         responses[ident] = "" if rec["response"] is None else str(rec["response"])  # the last one wins
+        if isinstance(rec.get("truncated"), bool):
+            truncated[ident] = rec["truncated"]
+        else:
+            truncated.pop(ident, None)
         if rec.get("model"):
             models[str(rec["model"])] += 1
     if bad and not responses:
@@ -74,7 +79,10 @@ def read_predictions(path: str | os.PathLike, config: str) -> tuple[dict[str, st
                               f"HarmonySet-{config.upper()} predictions file?)")
     facts = {"path": str(path), "model": models.most_common(1)[0][0] if models else path.stem,
              "models": dict(models), "lines": len(records), "duplicates": duplicates,
-             "bad_lines": bad[:MAX_LISTED], "bad_line_count": len(bad)}
+             "bad_lines": bad[:MAX_LISTED], "bad_line_count": len(bad),
+             "truncation": {"known": len(truncated), "truncated": sum(truncated.values()),
+                            "share": sum(truncated.values()) / len(truncated) if truncated else None,
+                            "ids": sorted(i for i, t in truncated.items() if t)[:MAX_LISTED]}}
     return responses, facts
 
 
@@ -341,6 +349,9 @@ def summary_line(results: dict) -> str:
                 f"chance 50.0%); {counts['missing']} missing{extra}")
     o = results["overall"]
     scores = "/".join("n/a" if o[a] is None else f"{o[a]:.2f}" for a in ASPECTS)
+    cut = (results.get("predictions") or {}).get("truncation") or {}
+    if cut.get("known"):  # answers cut by the generation budget score lower for a reason the judge cannot see
+        extra += f", {_pct(cut['share'])} of answers stopped on the length limit"
     flagged = (results.get("judge_address") or {}).get("flagged")
     if flagged:
         extra += f", {flagged} address the judge"

@@ -32,6 +32,7 @@ from typing import NamedTuple
 
 from .prompting import option_list
 from .schema import OPTION_LETTERS
+from .text import unwrap_letters
 
 
 class Choice(NamedTuple):
@@ -69,8 +70,6 @@ def reason_kind(reason: str) -> str:
 # --------------------------------------------------------------------------------------------
 # Normalisation
 # --------------------------------------------------------------------------------------------
-_OPENERS = "'\"‘’‚“”„«»‹›「」『』【】〔〕《》〈〉<>{}[]()"
-_WRAPPED = re.compile(rf"[{re.escape(_OPENERS)}]\s*([A-Da-d])\s*[{re.escape(_OPENERS)}]")
 _THINK = re.compile(r"<think>.*?</think>", re.DOTALL | re.IGNORECASE)
 _BOXED = re.compile(r"\$*\\(?:boxed|textbf|text|mathrm)\s*\{\s*([A-Da-d])\s*\}\$*")
 _EMPHASIS = re.compile(r"\*\*|__|\*|`+|#+(?=\s)")
@@ -78,12 +77,12 @@ _EMPHASIS = re.compile(r"\*\*|__|\*|`+|#+(?=\s)")
 
 def normalize_reply(reply: str) -> str:
     """The reply in the form the rules read: NFKC, no reasoning block or emphasis, wrapped letters as ``(X)``."""
-    text = unicodedata.normalize("NFKC", reply)
+    text = unicodedata.normalize("NFKC", reply)  # before the <think> search: full-width brackets too
     answer_part = _THINK.sub(" ", text).strip()
     text = answer_part or re.sub(r"</?think>", " ", text, flags=re.IGNORECASE)  # only a reasoning block: read it
     text = _BOXED.sub(r"(\1)", text)
     text = _EMPHASIS.sub("", text)
-    text = _WRAPPED.sub(lambda m: f"({m.group(1).upper()})", text)
+    text = unwrap_letters(text)
     return "\n".join(re.sub(r"[ \t]+", " ", line).strip() for line in text.splitlines()).strip()
 
 

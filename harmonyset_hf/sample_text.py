@@ -15,8 +15,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from .annotation.instruct import instruction_templates
 from .io import atomic_write_text
+from .prompting import instruction_templates
 from .sample_words import (
     ADJECTIVES,
     AUDIO_LABELS,

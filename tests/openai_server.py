@@ -211,6 +211,7 @@ class FakeOpenAIServer:
         self.reply = reply
         self.served_model = served_model  # the model name replies report (as an API resolves an alias)
         self.system_fingerprint = system_fingerprint
+        self.finish_reason = "stop"  # "length" plays a model that ran into max_tokens
         self.latency = latency
         self.api_key = api_key  # when set, other keys get a 401
         self.keep_bodies = keep_bodies
@@ -405,7 +406,7 @@ class FakeOpenAIServer:
             "created": int(time.time()),
             "model": self.served_model or body.get("model", "fake"),
             "choices": [{"index": 0, "message": {"role": "assistant", "content": reply_text},
-                         "finish_reason": "stop", "logprobs": None}],
+                         "finish_reason": self.finish_reason, "logprobs": None}],
             "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                       "total_tokens": prompt_tokens + completion_tokens},
         }
