@@ -290,8 +290,6 @@ def _cell_mean(category: str, aspect: str) -> Callable[[list], float]:
     return aggregate
 
 
-# The aggregations of the table's cells, by the names the task YAMLs use (``utils.oe_{category}_{aspect}``).
-OE_CELL_AGGREGATIONS: dict[str, Callable[[list], float]] = {f"oe_{c}_{a}": _cell_mean(c, a) for c, a in OE_CELLS}
 
 oe_rhythm = _aspect_mean("rhythm")
 oe_theme = _aspect_mean("theme")
@@ -302,3 +300,11 @@ oe_culture = _aspect_mean("culture")
 def oe_failed(items: list) -> int:
     """How many replies the judge could not score (left out of the means)."""
     return int(judge_items(items)["counts"]["failed"])
+
+
+# Aggregations by the names the task YAMLs use (``utils.<name>``), which each task folder's utils.py
+# takes in one line: the table's cells (``oe_{category}_{aspect}``), the OE count scored, the MC share of
+# bare letters.
+AGGREGATIONS: dict[str, Callable[[list], float]] = {
+    **{f"oe_{c}_{a}": _cell_mean(c, a) for c, a in OE_CELLS}, "oe_scored": oe_scored, "mc_letter_only": mc_letter_only,
+}

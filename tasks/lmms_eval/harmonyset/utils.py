@@ -15,21 +15,19 @@ from harmonyset_hf.harness.pair_tasks import (  # noqa: F401
     pair_tie_rate,
 )
 from harmonyset_hf.harness.tasks import (  # noqa: F401
-    OE_CELL_AGGREGATIONS,
+    AGGREGATIONS,
     aspect_filter,
     data_source,
     doc_to_target,
     doc_to_text,
     doc_to_visual,
     load_dataset_kwargs,
-    mc_letter_only,
     mc_process_results,
     oe_culture,
     oe_emotion,
     oe_failed,
     oe_process_results,
     oe_rhythm,
-    oe_scored,
     oe_theme,
     prepare_docs,
 )
@@ -45,4 +43,4 @@ process_docs_theme = aspect_filter("theme")
 process_docs_emotion = aspect_filter("emotion")
 process_docs_culture = aspect_filter("culture")
 
-globals().update(OE_CELL_AGGREGATIONS)  # oe_{category}_{aspect}: the cells of the category x aspect table
+globals().update(AGGREGATIONS)  # oe_{category}_{aspect}, oe_scored, mc_letter_only
