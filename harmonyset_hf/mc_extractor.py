@@ -42,10 +42,10 @@ def llm_prompt(reply: str, options: Sequence[str] | Mapping[str, str], question:
                           options=format_options(options), reply=reply.replace(">>>", "> > >"))
 
 
-def _llm_choice(text: str | None) -> Choice:
+def _llm_choice(text: str | None, rules: Choice) -> Choice:
     m = _LLM_LETTER.match(text or "")
     if not m or m.group(1) == "Z":
-        return Choice(None, LLM_NONE)
+        return Choice(None, f"{LLM_NONE} (rules: {rules.reason})")  # keep why the rules gave up too
     return Choice(m.group(1), LLM_READ)
 
 
@@ -62,7 +62,8 @@ def read_choices(items: Sequence[Mapping[str, Any]], client: LLMClient | None = 
                             params={"temperature": 0, "max_tokens": 4}, metadata={"purpose": "mc-extractor"})
                 for i in todo]
     for i, result in zip(todo, client.complete_many(requests, progress=progress, desc="mc extractor")):
-        choices[i] = _llm_choice(result.text) if result.ok else Choice(None, LLM_FAILED)
+        choices[i] = (_llm_choice(result.text, choices[i]) if result.ok
+                      else Choice(None, f"{LLM_FAILED} (rules: {choices[i].reason})"))
     return choices
 
 
