@@ -44,13 +44,12 @@ class Choice(NamedTuple):
 
 # Reasons, in the order the rules try them (a reason may be followed by details in brackets).
 LETTER_ONLY = "letter only"
-LEADING_LINE = "leading letter"
+LEADING = "leading letter"  # a letter alone on the first line, or starting the reply ("B. The music ...")
 VERDICT_LINE = "option list with one line marked correct"
 FINAL_STATEMENT = "conclusion"
 STATEMENT = "answer statement"
-LEADING = "leading letter"
 MENTION = "only option mentioned"
-READ_REASONS = (LETTER_ONLY, LEADING_LINE, VERDICT_LINE, FINAL_STATEMENT, STATEMENT, MENTION)
+READ_REASONS = (LETTER_ONLY, LEADING, VERDICT_LINE, FINAL_STATEMENT, STATEMENT, MENTION)
 EMPTY = "empty reply"
 OFFERS_SEVERAL = "several letters offered"
 STATEMENTS_DISAGREE = "answer statements disagree"
@@ -83,7 +82,8 @@ def normalize_reply(reply: str) -> str:
     text = _BOXED.sub(r"(\1)", text)
     text = _EMPHASIS.sub("", text)
     text = unwrap_letters(text)
-    return "\n".join(re.sub(r"[ \t]+", " ", line).strip() for line in text.splitlines()).strip()
+    lines = (re.sub(r"[ \t]+", " ", line).strip() for line in text.splitlines())
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()  # runs of blank lines: one (bounded regex work)
 
 
 # --------------------------------------------------------------------------------------------
@@ -221,21 +221,25 @@ _MENTION = re.compile(r"(?<![A-Za-z0-9'’+\-\\.])([A-D])(?![A-Za-z0-9'’+\-])"
 _AFTER_LETTER = {"and", "or", "is", "was", "seems", "fits", "because", "since", "would", "best", "matches",
                  "describes", "captures", "nor", "but", "vs", "versus", "as", "also", "could", "might", "fit",
                  "match", "works", "better", "instead", "only"}
-# Nouns before a letter that make it a name, not an option: vitamin C, plan B, section B, grade A ...
-_NAMED_BEFORE = re.compile(
-    r"(?i)\b(?:vitamins?|plan|part|section|side|track|type|grade|exhibit|class|level|size|group|team|row|column|"
-    r"seat|gate|zone|platform|block|building|floor|wing|unit|chapter|act|phase|version|model|series|tier|"
-    r"category|camera|cam|scene|key\s+of|high|low|in\s+the\s+key\s+of|point|note|chord|string|pitch|"
-    r"batch|league|division|movement|disc|sample|hepatitis|blood\s+type|cup|shot|roll)\s*$")
+# Words right before a letter that make it a name, not an option: vitamin C, plan B, section B, grade A, high C,
+# in the key of D. (Sets of the last words, not regexes ending in "$": those are tried at every position.)
+_NAME_WORDS = frozenset(
+    "vitamin vitamins plan part section side track type grade exhibit class level size group team row column seat "
+    "gate zone platform block building floor wing unit chapter act phase version model series tier category camera "
+    "cam scene high low point note chord string pitch batch league division movement disc sample hepatitis cup "
+    "shot roll".split())
+_NAME_PAIRS = frozenset({("key", "of"), ("blood", "type")})
 # Music keys and notes after a letter: "C major", "B minor", "C sharp", "A♭".
 _NAMED_AFTER = re.compile(r"(?i)^\s*(?:major|minor|sharp|flat|[#♯♭]|natural|chord|note|string|key)\b|^[#♯♭]")
-# Right before a letter: "rather than A", "unlike (B)"; anywhere earlier in its clause: "not", "n't", "不是".
-_NEGATED_BEFORE = re.compile(r"(?i)\b(?:rather\s+than|instead\s+of|except|unlike|exclude|excluding|rule\s+out|"
-                             r"ruled\s+out|eliminate)\s*(?:option\s+|choice\s+)?\(?$")
+# Right before a letter: "rather than A", "unlike (B)", "except option C"; anywhere earlier in its clause: "not",
+# "n't", "不是".
+_NEGATING_WORDS = frozenset({"except", "unlike", "exclude", "excluding", "eliminate"})
+_NEGATING_PAIRS = frozenset({("rather", "than"), ("instead", "of"), ("rule", "out"), ("ruled", "out")})
 _NEGATOR = re.compile(r"(?i)\b(?:not|never|hardly|neither|nor|cannot|no\s+es|n'est\s+pas|nicht)\b|n['’]t\b|"
                       r"不是|并非|並非|排除|不选|不選")
 # After these a capital "A" is the letter even before a word: "option A best fits", "makes A the answer".
-_LETTER_CONTEXT = re.compile(r"(?i)(?:option|choice|answer|choose|chose|pick|select|say|makes?|making)\s*$")
+_LETTER_CONTEXT = frozenset({"option", "choice", "answer", "choose", "chose", "pick", "select", "say", "make", "makes",
+                             "making"})
 _CLAUSE_END = re.compile(r"[.;!?\n:,。；，！？]|\b(?:but|so|thus|hence|therefore|however|yet|then)\b", re.IGNORECASE)
 _NEGATED_AFTER = re.compile(r"(?i)^\)?\s*(?:is|are|seems|would\s+be|was)\s+(?:not|wrong|incorrect|less|unlikely|"
                             r"ruled\s+out|eliminated|too)\b|^\)?\s*(?:can\s+be\s+ruled\s+out|is\s+out)")
@@ -243,10 +247,25 @@ _NEGATED_AFTER = re.compile(r"(?i)^\)?\s*(?:is|are|seems|would\s+be|was)\s+(?:no
 _RANGES = re.compile(r"\b[A-D]\s*(?:-|–|to|through)\s*[A-D]\b|\bA\s*,\s*B\s*,\s*C\s*,?\s*(?:or|and)\s*D\b")
 
 
+def _last_words(before: str, brackets: bool = False) -> list[str]:
+    """The last three words before a letter, lower-cased; none when anything but spaces (or "(") follows them."""
+    tail = before[-40:]
+    tail = tail.rstrip().rstrip("(").rstrip() if brackets else tail.rstrip()
+    words = tail.split()[-3:]
+    return [w.lower() for w in words] if words and words[-1].isalpha() else []
+
+
+def _ends_with(words: list[str], singles: frozenset[str], pairs: frozenset[tuple[str, str]]) -> bool:
+    return bool(words) and (words[-1] in singles or tuple(words[-2:]) in pairs)
+
+
 def _negated(text: str, start: int) -> bool:
     """Whether the letter at ``start`` is denied: "not A", "rather than A", "I don't think it's A", "not A or B"."""
     before = text[max(0, start - 80):start]
-    if _NEGATED_BEFORE.search(before):
+    words = _last_words(before, brackets=True)
+    if words and words[-1] in ("option", "choice"):
+        words = words[:-1]
+    if _ends_with(words, _NEGATING_WORDS, _NEGATING_PAIRS):
         return True
     return bool(_NEGATOR.search(_CLAUSE_END.split(before)[-1]))  # a negation earlier in the same clause
 
@@ -256,9 +275,10 @@ def _names_something_else(text: str, start: int, end: int) -> bool:
     before, after = text[max(0, start - 40):start], text[end:]
     if before.endswith("(") and after.startswith(")"):
         return False  # "(A)": a wrapped letter is a letter
-    if _NAMED_BEFORE.search(before) or _NAMED_AFTER.match(after):
+    words = _last_words(before)
+    if _ends_with(words, _NAME_WORDS, _NAME_PAIRS) or _NAMED_AFTER.match(after):
         return True
-    if text[start:end] != "A" or _LETTER_CONTEXT.search(before):
+    if text[start:end] != "A" or (words and words[-1] in _LETTER_CONTEXT):
         return False  # "option A best captures ...", "the answer is A because"
     word = re.match(r" ([^\s.,;:!?)]+)", after)
     return bool(word) and word.group(1).lower() not in _AFTER_LETTER
@@ -319,7 +339,7 @@ def read_choice(reply: str | None, options: Sequence[str] | Mapping[str, str] | 
         return verdict or Choice(None, LIST_ONLY)
     m = _FIRST_LINE_LETTER.match(text)
     if m:  # "B\n\nthe music ..." (a letter alone on the first line)
-        return Choice(m.group(1).upper(), LEADING_LINE)
+        return Choice(m.group(1).upper(), LEADING)
     return _read_text(text, opts)
 
 
