@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from pathlib import Path
@@ -152,3 +153,24 @@ def test_evaluate_mc_counts_rule_and_llm_reads_apart(fast_client):
     assert results["overall"]["correct"] == 2 and plain["overall"]["correct"] == 1
     assert [reason_kind(i["reason"]) for i in items] == ["letter only", LLM_READ, LLM_NONE]
     assert results["extraction"]["extractor"] == "llm" and plain["extraction"]["extractor"] == "rules"
+
+
+def test_eval_mc_cli_extractor_llm(hub_dir, tmp_path, capsys):
+    """`harmonyset eval mc --extractor llm`: the LLM reads only the invalid replies; the summary says how many."""
+    from harmonyset_hf.cli import main
+    from harmonyset_hf.io import write_jsonl
+    from harmonyset_hf.predict import load_split
+
+    rows = load_split(hub_dir, "mc")[:6]
+    replies = ["B", "(C)", "Hard to say.", "A or D", "The answer is D.", "No idea, sorry."]
+    write_jsonl(tmp_path / "p.jsonl", [{"question_id": r["question_id"], "response": t, "model": "m"}
+                                       for r, t in zip(rows, replies)])
+    with FakeOpenAIServer(reply=lambda body: "B") as server:
+        assert main(["eval", "mc", "--data", str(hub_dir), "--predictions", str(tmp_path / "p.jsonl"), "--limit", "6",
+                     "--out", str(tmp_path / "out"), "--extractor", "llm", "--extractor-model", "x",
+                     "--extractor-base-url", server.base_url, "--cache", str(tmp_path / "cache")]) == 0
+        assert server.total_served == 3
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert (results["counts"]["rule_reads"], results["counts"]["llm_reads"], results["counts"]["invalid"]) == (3, 3, 0)
+    assert results["extraction"]["extractor"] == "llm" and results["extraction"]["llm"]["model"] == "x"
+    assert "3 letters read by the LLM extractor" in capsys.readouterr().out
