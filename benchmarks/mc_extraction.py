@@ -25,9 +25,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from harmonyset_hf.evaluation.mc_extractor import EXTRACTORS, read_choices, read_counts  # noqa: E402
+from harmonyset_hf.evaluation.mc_reading import reason_kind  # noqa: E402
 from harmonyset_hf.llm import LLMClient  # noqa: E402
-from harmonyset_hf.mc_extractor import EXTRACTORS, read_choices, read_counts  # noqa: E402
-from harmonyset_hf.mc_reading import reason_kind  # noqa: E402
 
 DATA = ROOT / "tests" / "data"
 CORPORA = {"tuned": DATA / "mc_replies.jsonl", "held-out": DATA / "mc_replies_heldout.jsonl"}

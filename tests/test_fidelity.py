@@ -13,17 +13,17 @@ from release_fixtures import item, make_clip
 
 from harmonyset_hf import schema
 from harmonyset_hf.cli import main
+from harmonyset_hf.data.hub import build_hub, export_videollama2
+from harmonyset_hf.data.release import read_release
+from harmonyset_hf.data.release_fields import parse_answer
 from harmonyset_hf.evaluation import read_predictions, summary_line
+from harmonyset_hf.evaluation.paper_tables import TABLE2_OE, TABLE4_OE, TABLE6_FRAMES
+from harmonyset_hf.evaluation.predict import load_split, run_predictions
+from harmonyset_hf.evaluation.report import write_report
 from harmonyset_hf.harness.tasks import doc_to_text
-from harmonyset_hf.hub import build_hub, export_videollama2
 from harmonyset_hf.models import get_model
 from harmonyset_hf.models.qwen2_5_omni import DEFAULT_MAX_NEW_TOKENS
-from harmonyset_hf.paper_tables import TABLE2_OE, TABLE4_OE, TABLE6_FRAMES
-from harmonyset_hf.predict import load_split, run_predictions
 from harmonyset_hf.prompting import instruction_for, instruction_templates, oe_prompt, prompt_for
-from harmonyset_hf.release import read_release
-from harmonyset_hf.release_fields import parse_answer
-from harmonyset_hf.report import write_report
 
 
 # --------------------------------------------------------------------------------------------

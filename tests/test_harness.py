@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 
 from harmonyset_hf.cli import main as harmonyset_main
+from harmonyset_hf.evaluation.predict import load_split
+from harmonyset_hf.evaluation.scoring import parse_choice
 from harmonyset_hf.io import write_jsonl
-from harmonyset_hf.predict import load_split
 from harmonyset_hf.prompting import mc_prompt, oe_prompt
 from harmonyset_hf.schema import ASPECTS, CATEGORIES
-from harmonyset_hf.scoring import parse_choice
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

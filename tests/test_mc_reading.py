@@ -11,10 +11,10 @@ import pytest
 from openai_server import FakeOpenAIServer, request_text
 
 from harmonyset_hf.evaluation import evaluate_mc
+from harmonyset_hf.evaluation.mc_extractor import LLM_NONE, LLM_READ, read_choices, read_counts
+from harmonyset_hf.evaluation.mc_reading import INVALID_REASONS, READ_REASONS, normalize_reply, read_choice, reason_kind
+from harmonyset_hf.evaluation.scoring import parse_choice
 from harmonyset_hf.llm import LLMClient
-from harmonyset_hf.mc_extractor import LLM_NONE, LLM_READ, read_choices, read_counts
-from harmonyset_hf.mc_reading import INVALID_REASONS, READ_REASONS, normalize_reply, read_choice, reason_kind
-from harmonyset_hf.scoring import parse_choice
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from mc_extraction import CORPORA, load_corpus, measure  # noqa: E402
@@ -158,8 +158,8 @@ def test_evaluate_mc_counts_rule_and_llm_reads_apart(fast_client):
 def test_eval_mc_cli_extractor_llm(hub_dir, tmp_path, capsys):
     """`harmonyset eval mc --extractor llm`: the LLM reads only the invalid replies; the summary says how many."""
     from harmonyset_hf.cli import main
+    from harmonyset_hf.evaluation.predict import load_split
     from harmonyset_hf.io import write_jsonl
-    from harmonyset_hf.predict import load_split
 
     rows = load_split(hub_dir, "mc")[:6]
     replies = ["B", "(C)", "Hard to say.", "A or D", "The answer is D.", "No idea, sorry."]

@@ -4,25 +4,25 @@ Both harnesses get the same functions, so HarmonySet-MC accuracy and HarmonySet-
 from a harness equal ``harmonyset eval mc|oe`` on the same replies:
 
 - data: a Hub folder or repo id from ``--metadata '{"data": ...}'`` (lm-eval) or ``HARMONYSET_DATA``,
-  loaded with :func:`harmonyset_hf.hub.load` (a cache private to each local folder) and turned into
+  loaded with :func:`harmonyset_hf.data.hub.load` (a cache private to each local folder) and turned into
   plain docs by :func:`prepare_docs` (the ``video`` column becomes the mp4's ``video_path``);
 - prompts: :func:`harmonyset_hf.prompting.mc_prompt` / ``oe_prompt``, nothing else;
-- MC: :func:`mc_process_results` reads the letter with :func:`harmonyset_hf.scoring.parse_choice`
+- MC: :func:`mc_process_results` reads the letter with :func:`harmonyset_hf.evaluation.scoring.parse_choice`
   (``accuracy`` and ``invalid_rate`` per question, averaged by the harness; ``choice``, the letter
   read and its reason, kept in ``--log_samples`` and summed up as the share of bare-letter replies);
 - OE: :func:`oe_process_results` hands each reply to the aggregation (under the ``judge`` metric;
   the other metrics hold a reference to it), where :func:`judge_items` runs the judge once over all
-  replies (concurrently, through llm.py) with :func:`harmonyset_hf.evaluation.evaluate_oe`; each
-  aspect's aggregation reads its Overall mean and each ``{category}_{aspect}`` one its cell of the
-  category x aspect table. The judge's verdict of each reply (scores, reply, served model) is written
-  into the item the harness logs, so ``--log_samples`` holds it: the harnesses write their sample
-  logs after the aggregation. Runs of several processes gather copies of the items before the
-  aggregation, so there the sample logs lack the verdicts (the results still hold every number).
+  replies (concurrently, through harmonyset_hf.llm) with :func:`harmonyset_hf.evaluation.evaluate_oe`;
+  each aspect's aggregation reads its Overall mean and each ``{category}_{aspect}`` one its cell of
+  the category x aspect table. The judge's verdict of each reply (scores, reply, served model) is
+  written into the item the harness logs, so ``--log_samples`` holds it: the harnesses write their
+  sample logs after the aggregation. Runs of several processes gather copies of the items before
+  the aggregation, so there the sample logs lack the verdicts (the results still hold every number).
 
 Judge settings: ``--metadata`` keys ``judge`` (``openai`` | ``embedding``), ``judge_model``,
 ``judge_base_url``, ``judge_concurrency``, ``judge_cache`` (lm-eval), else the environment:
 ``HARMONYSET_JUDGE`` (kind, default ``openai``), ``HARMONYSET_JUDGE_MODEL``/``_BASE_URL``/``_API_KEY``/
-``_CONCURRENCY`` (read by llm.py). An API key is never read from ``--metadata`` (it would be logged).
+``_CONCURRENCY`` (read by harmonyset_hf.llm). An API key is never read from ``--metadata`` (it would be logged).
 """
 
 from __future__ import annotations
@@ -35,11 +35,15 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ..data.hub import load as hub_load
+from ..data.hub import local_cache_dir
 from ..errors import ConfigError, HarmonySetError
-from ..mc_reading import LETTER_ONLY
+from ..evaluation import evaluate_oe, summary_line
+from ..evaluation.mc_reading import LETTER_ONLY
+from ..evaluation.scoring import parse_choice
+from ..judge import make_judge
 from ..prompting import mc_prompt, oe_prompt
 from ..schema import ASPECTS, CATEGORIES, SPLITS
-from ..scoring import parse_choice
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +70,6 @@ def data_source(metadata: Mapping[str, Any] | None = None) -> str:
 
 def load_dataset_kwargs(data: str) -> dict[str, Any]:
     """Extra ``load_dataset`` arguments for ``data``: a cache private to a local folder (datasets 5.2 shares one)."""
-    from ..hub import local_cache_dir
-
     cache = local_cache_dir(data)
     return {"cache_dir": cache} if cache else {}
 
@@ -107,8 +109,6 @@ def load_docs(config: str, data: str | None = None, aspect: str | None = None, *
 
     lm-eval passes ``--metadata`` (merged with the model args) as keyword arguments, hence ``**metadata``.
     """
-    from ..hub import load as hub_load
-
     if config not in ("mc", "oe"):
         raise HarnessError(f"config must be 'mc' or 'oe', got {config!r}")
     source = data_source({"data": data} if data else metadata)
@@ -141,7 +141,8 @@ def doc_to_target(doc: Mapping) -> str:
     return doc["answer"] if "question_id" in doc else doc["annotation"]
 
 
-def _reply(results: Any) -> str:
+def reply_text(results: Any) -> str:
+    """The model's reply in a harness ``results`` list (or the value itself), as text."""
     reply = results[0] if isinstance(results, (list, tuple)) else results
     return "" if reply is None else str(reply)
 
@@ -154,7 +155,7 @@ def mc_process_results(doc: Mapping, results: Any) -> dict[str, Any]:
 
     ``choice`` is the letter read (None when invalid) and the reason, which ``--log_samples`` keeps.
     """
-    choice = parse_choice(_reply(results), doc["options"])
+    choice = parse_choice(reply_text(results), doc["options"])
     return {"accuracy": int(choice.letter == doc["answer"]), "invalid_rate": int(choice.letter is None),
             "choice": {"letter": choice.letter, "reason": choice.reason}}
 
@@ -188,8 +189,6 @@ def judge_settings() -> dict[str, Any]:
 
 def make_harness_judge(settings: Mapping[str, Any]) -> Any:
     """The judge of ``settings`` (``openai``: the paper's prompt on any OpenAI-compatible server)."""
-    from ..judge import make_judge
-
     kind = str(settings.get("judge", "openai"))
     if kind == "embedding":
         return make_judge("embedding")
@@ -211,7 +210,7 @@ def oe_process_results(doc: Mapping, results: Any) -> dict[str, dict]:
     The reference (id and the reply's digest) keeps ``--log_samples`` small: the judge runs once,
     in the ``judge`` metric's aggregation (the first key here, so the harness aggregates it first).
     """
-    reply = _reply(results)
+    reply = reply_text(results)
     ref = {"id": str(doc["id"]), "response_sha256": hashlib.sha256(reply.encode("utf-8")).hexdigest()}
     item = {**ref, "category": doc["category"], "subcategory": doc.get("subcategory"),
             "annotation": doc["annotation"], "response": reply}
@@ -225,8 +224,6 @@ def judge_items(items: list[dict]) -> dict:
     Each item gets its verdict (``status``, ``scores`` or ``error``, ``judge_reply``, the served
     ``judge_model``), so the harness's sample log shows it.
     """
-    from ..evaluation import evaluate_oe, summary_line
-
     settings = judge_settings()
 
     def judge_all() -> dict:
@@ -288,7 +285,6 @@ def _cell_mean(category: str, aspect: str) -> Callable[[list], float]:
     aggregate.__name__ = f"oe_{category}_{aspect}"
     aggregate.__doc__ = f"Mean judge score (1-10) for {aspect} over the {category} items, as `harmonyset eval oe`."
     return aggregate
-
 
 
 oe_rhythm = _aspect_mean("rhythm")
