@@ -63,12 +63,15 @@ def test_oe_docs_carry_their_runs_judge_settings_and_mc_docs_none(hub_dir, no_ju
     oe = tasks.load_docs("oe", data=str(hub_dir), judge="embedding")["test"]
     mc = tasks.load_docs("mc", data=str(hub_dir), judge="embedding")["test"]
     assert tasks.JUDGE_COLUMN not in mc.column_names
-    items = [tasks.oe_process_results(doc, ["a reply"])["rhythm"] for doc in oe.to_list()]
+    items = [tasks.oe_process_results(doc, ["a reply"])["judge"] for doc in oe.to_list()]
     assert tasks.judge_config_of(items) == JudgeConfig("embedding")
     other = tasks.load_docs("oe", data=str(hub_dir))["test"].to_list()[0]
-    mixed = [*items, tasks.oe_process_results(other, ["a reply"])["rhythm"]]
+    mixed = [*items, tasks.oe_process_results(other, ["a reply"])["judge"]]
     with pytest.raises(tasks.HarnessError, match="2 different judge settings"):
         tasks.judge_config_of(mixed)
+    refs = [tasks.oe_process_results(doc, ["a reply"])["rhythm"] for doc in (oe.to_list()[0], other)]
+    with pytest.raises(tasks.HarnessError, match="2 different judge settings"):  # the aspect metrics' references
+        tasks.judge_items(refs)
     assert tasks.judge_config_of([{"id": "x"}]) == JudgeConfig("openai")  # lmms-eval: the environment decides
 
 

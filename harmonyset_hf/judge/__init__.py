@@ -13,6 +13,7 @@ from .config import JUDGE_ENV, JUDGE_KINDS, JudgeConfig, make_judge
 from .embedding import EMBED_HI, EMBED_LO, EmbeddingJudge, sentence_encoder
 from .llm_judge import (
     DEFAULT_JUDGE_MODEL,
+    FOLLOWUP_PROMPT,
     PROMPT_FILES,
     PROMPT_MODES,
     JudgeResult,
@@ -30,6 +31,7 @@ __all__ = [
     "EMBED_HI",
     "EMBED_LO",
     "EmbeddingJudge",
+    "FOLLOWUP_PROMPT",
     "JUDGE_ENV",
     "JUDGE_KINDS",
     "Judge",
