@@ -12,6 +12,7 @@ EXTRAS = {
     "sync": ["librosa>=0.10"],
     "harness": ["lm-eval>=0.4.13", "lmms-eval>=0.7.3"],
     "decord": ["decord>=0.6.0"],
+    "videos": ["yt-dlp>=2025.1"],
     "dev": ["pytest>=8", "pytest-timeout", "ruff"],
 }
 EXTRAS["all"] = sorted({dep for name, deps in EXTRAS.items() if name != "dev" for dep in deps})

@@ -21,6 +21,8 @@ from .io import append_jsonl, read_jsonl
 from .prompting import prompt_for
 from .schema import CONFIGS
 from .scoring import circular_variants
+from .videos import VIDEO_DIR_ENV, attach_videos, missing_note
+from .videos import video_dir as video_dir_of
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +54,16 @@ def id_key(config: str) -> str:
     return "question_id" if config == "mc" else "id"
 
 
-def load_split(data: str | os.PathLike, config: str, media: bool = False, limit: int | None = None) -> list[dict]:
+def load_split(data: str | os.PathLike, config: str, media: bool = False, limit: int | None = None,
+               video_dir: str | os.PathLike | None = None) -> list[dict]:
     """The evaluation rows of ``config`` (``mc``, ``oe``, or ``pair`` of a swap folder) as plain dicts.
 
     For ``pair``, ``limit`` counts items (each with both of its versions).
 
     Without ``media`` the ``video`` column is dropped (nothing is decoded); with it, ``video`` is
-    the undecoded ``{"path", "bytes"}`` for :func:`harmonyset_hf.media.load_clip`.
+    the undecoded ``{"path", "bytes"}`` for :func:`harmonyset_hf.media.load_clip`. An annotations-only
+    folder takes its videos from ``video_dir`` (else ``$HARMONYSET_VIDEO_DIR``); rows whose video is
+    not there are left out, with a warning that counts and names them.
     """
     import datasets
 
@@ -81,9 +86,15 @@ def load_split(data: str | os.PathLike, config: str, media: bool = False, limit:
     elif limit is not None:
         ds = ds.select(range(min(limit, len(ds))))
     if media and config != "pair" and not isinstance(ds.features.get("video"), datasets.Video):
-        # An annotations-only folder holds file names, not videos: fail once, not once per item.
-        raise PredictError(f"{data} has no videos (built with --annotations-only) and they are needed here: "
-                           "rebuild it with `harmonyset build --videos DIR`")
+        folder = video_dir_of(video_dir)
+        if folder is None:  # file names, not videos: fail once, not once per item
+            raise PredictError(f"{data} has no videos (built with --annotations-only) and they are needed here: "
+                               f"pass --videos DIR (or set {VIDEO_DIR_ENV}) with the videos of "
+                               "`harmonyset videos download`, or rebuild it with `harmonyset build --videos DIR`")
+        rows, missing = attach_videos(ds.to_list(), folder)
+        if missing:
+            log.warning("%s", missing_note(missing, folder))
+        return rows
     if "video" in ds.column_names:
         ds = ds.cast_column("video", datasets.Video(decode=False)) if media else ds.remove_columns("video")
     return ds.to_list()

@@ -8,6 +8,7 @@ correlation with the label order, AUC of "precise" against "irrelevant"/"mismatc
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import time
@@ -23,6 +24,10 @@ from .errors import HarmonySetError
 from .io import append_jsonl, atomic_write_json, package_versions, write_jsonl
 from .schema import SYNC_CODES
 from .sync import SyncParams, analyze
+from .videos import VIDEO_DIR_ENV, missing_note, with_video_paths
+from .videos import video_dir as video_dir_of
+
+log = logging.getLogger(__name__)
 
 CODES = tuple(SYNC_CODES)
 # The order of the human rhythm-alignment label, best to worst (for Spearman's rho).
@@ -94,8 +99,13 @@ def _video_value(value: Any, data: str | os.PathLike) -> Any:
     return path
 
 
-def load_rows(data: str | os.PathLike, configs: Sequence[str] = ("oe",)) -> list[tuple[str, Any]]:
-    """``(config, dataset)`` of every split of the given configs, the video column left undecoded."""
+def load_rows(data: str | os.PathLike, configs: Sequence[str] = ("oe",),
+              video_dir: str | os.PathLike | None = None) -> list[tuple[str, Any]]:
+    """``(config, dataset)`` of every split of the given configs, the video column left undecoded.
+
+    An annotations-only folder takes its videos from ``video_dir`` (else ``$HARMONYSET_VIDEO_DIR``);
+    rows whose video is not there are left out, with a warning that counts and names them.
+    """
     from datasets import Video, load_dataset
 
     from .hub import local_cache_dir
@@ -107,7 +117,17 @@ def load_rows(data: str | os.PathLike, configs: Sequence[str] = ("oe",)) -> list
             ds = load_dataset(str(data), config, cache_dir=local_cache_dir(data))
         except Exception as err:  # the message names what is missing; wrap it with the dataset and config
             raise HarmonySetError(f"{data}: cannot load config {config!r} ({type(err).__name__}: {err})") from err
-        out += [(config, ds[split].cast_column("video", Video(decode=False))) for split in ds]
+        for split in ds:
+            part = ds[split]
+            if not isinstance(part.features["video"], Video):  # annotations only: file names
+                folder = video_dir_of(video_dir)
+                if folder is None:
+                    raise HarmonySetError(f"{data} has no videos (annotations only): pass --videos DIR (or set "
+                                          f"{VIDEO_DIR_ENV}) with the folder of `harmonyset videos download`")
+                part, missing = with_video_paths(part, folder)
+                if missing:
+                    log.warning("%s", missing_note(missing, folder))
+            out.append((config, part.cast_column("video", Video(decode=False))))
     return out
 
 
@@ -260,7 +280,7 @@ def _run(jobs: list[tuple[str, dict, SyncParams]], workers: int) -> Iterator[dic
 
 def evaluate_sync(data: str | os.PathLike, out_dir: str | os.PathLike, configs: Sequence[str] = ("oe",),
                   params: SyncParams | None = None, limit: int | None = None, progress: bool = True,
-                  resume: bool = True, workers: int = 1) -> dict:
+                  resume: bool = True, workers: int = 1, video_dir: str | os.PathLike | None = None) -> dict:
     """Analyse every clip of ``data`` and write results.json, items.jsonl and sync.png to ``out_dir``.
 
     Each item is appended to items.jsonl as soon as it is analysed, so a rerun (``resume``) analyses
@@ -280,7 +300,7 @@ def evaluate_sync(data: str | os.PathLike, out_dir: str | os.PathLike, configs: 
     order: list[tuple[str, str]] = []
     found: dict[tuple[str, str], dict] = {}
     pending: list[tuple[str, dict, SyncParams]] = []
-    for config, part in load_rows(data, configs):
+    for config, part in load_rows(data, configs, video_dir=video_dir):
         for row in part:
             if limit is not None and len(order) >= limit:
                 break

@@ -17,6 +17,8 @@ Judge settings: ``--metadata`` keys ``judge`` (``openai`` | ``embedding``), ``ju
 ``judge_base_url``, ``judge_concurrency``, ``judge_cache`` (lm-eval), else the environment:
 ``HARMONYSET_JUDGE`` (kind, default ``openai``), ``HARMONYSET_JUDGE_MODEL``/``_BASE_URL``/``_API_KEY``/
 ``_CONCURRENCY`` (read by llm.py). An API key is never read from ``--metadata`` (it would be logged).
+
+Videos of an annotations-only folder: ``--metadata`` key ``video_dir`` (lm-eval), else ``HARMONYSET_VIDEO_DIR``.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from ..errors import ConfigError, HarmonySetError
 from ..prompting import mc_prompt, oe_prompt
 from ..schema import ASPECTS, SPLITS
 from ..scoring import parse_choice
+from ..videos import VIDEO_DIR_ENV, missing_note, with_video_paths
+from ..videos import video_dir as video_dir_of
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +69,12 @@ def load_dataset_kwargs(data: str) -> dict[str, Any]:
     return {"cache_dir": cache} if cache else {}
 
 
-def prepare_docs(dataset: Any, aspect: str | None = None) -> Any:
-    """Harness docs from a ``datasets`` split: MC rows of one ``aspect`` (or all), ``video`` -> ``video_path``."""
+def prepare_docs(dataset: Any, aspect: str | None = None, video_dir: str | None = None) -> Any:
+    """Harness docs from a ``datasets`` split: MC rows of one ``aspect`` (or all), ``video`` -> ``video_path``.
+
+    An annotations-only split (``video`` a file name) takes its videos from ``video_dir`` (the metadata
+    key), else ``$HARMONYSET_VIDEO_DIR``; docs whose video is not there are dropped with a warning.
+    """
     import datasets
 
     if aspect is not None:
@@ -75,6 +83,15 @@ def prepare_docs(dataset: Any, aspect: str | None = None) -> Any:
         dataset = dataset.filter(lambda a: a == aspect, input_columns="aspect")
     if "video" not in dataset.column_names:
         return dataset
+    if not isinstance(dataset.features["video"], datasets.Video):
+        folder = video_dir_of(video_dir)
+        if folder is None:
+            raise HarnessError(f"the data has no videos (an annotations-only folder): set {VIDEO_DIR_ENV} (or the "
+                               "metadata key video_dir) to the folder of `harmonyset videos download`")
+        dataset, missing = with_video_paths(dataset, folder)
+        if missing:
+            log.warning("%s", missing_note(missing, folder))
+        return dataset.rename_column("video", "video_path")
     dataset = dataset.cast_column("video", datasets.Video(decode=False))
 
     def video_path(video: Mapping, ident: str) -> dict:
@@ -107,7 +124,7 @@ def load_docs(config: str, data: str | None = None, aspect: str | None = None, *
     source = data_source({"data": data} if data else metadata)
     configure_judge(metadata)
     split = hub_load(source, config)  # its local folder's private cache; a HubError names the path and why
-    return {SPLITS[config]: prepare_docs(split, aspect)}
+    return {SPLITS[config]: prepare_docs(split, aspect, video_dir=metadata.get("video_dir"))}
 
 
 # --------------------------------------------------------------------------------------------
