@@ -333,6 +333,19 @@ def test_video_dir_for_predict_harness_and_sync(mini_dir, plan, first_run, tmp_p
     assert config == "oe" and set(part["id"]) == test_ids & present
     assert all(Path(v["path"]).is_file() for v in part["video"])
 
+    # lm-eval's --metadata key and the training config key name the folder too (they win over the environment).
+    from harmonyset_hf.harness.tasks import load_docs
+    from harmonyset_hf.train import build_data
+    from harmonyset_hf.train_config import TrainConfig
+
+    monkeypatch.setenv(videos.VIDEO_DIR_ENV, str(tmp_path / "nowhere"))
+    docs = load_docs("mc", data=str(plain), video_dir=str(out))["test"]
+    assert set(docs["id"]) == test_ids & present and len(docs) == 4 * len(test_ids & present)
+    train_ids = {r["id"] for r in load(plain, "instruct").to_list()}
+    dataset, _ = build_data(TrainConfig(data=str(plain), video_dir=str(out)), processor=None)
+    assert set(dataset.rows["id"]) == train_ids & present and len(dataset) == len(train_ids & present)
+    assert all(Path(v["path"]).is_file() for v in dataset.rows["video"])
+
 
 def test_download_from_a_hub_folder_shards_and_exits_0(mini_dir, plan, server, tmp_path, monkeypatch):
     """--data takes the ids from an annotations-only Hub folder; past the per-folder limit files go to NNN/
