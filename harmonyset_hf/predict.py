@@ -21,8 +21,8 @@ from .io import append_jsonl, read_jsonl
 from .prompting import prompt_for
 from .schema import CONFIGS
 from .scoring import circular_variants
-from .videos import VIDEO_DIR_ENV, attach_videos, missing_note
-from .videos import video_dir as video_dir_of
+from .video_folder import VIDEO_DIR_ENV, attach_videos, missing_note
+from .video_folder import video_dir as video_dir_of
 
 log = logging.getLogger(__name__)
 

@@ -24,8 +24,8 @@ from .errors import HarmonySetError
 from .io import append_jsonl, atomic_write_json, package_versions, write_jsonl
 from .schema import SYNC_CODES
 from .sync import SyncParams, analyze
-from .videos import VIDEO_DIR_ENV, missing_note, with_video_paths
-from .videos import video_dir as video_dir_of
+from .video_folder import VIDEO_DIR_ENV, missing_note, with_video_paths
+from .video_folder import video_dir as video_dir_of
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ import yaml
 
 from .errors import ConfigError, HarmonySetError
 from .train_config import PROJECTOR_MODULES, TrainConfig, load_config, to_dict
-from .videos import VIDEO_DIR_ENV, missing_note, video_dir, with_video_paths
+from .video_folder import VIDEO_DIR_ENV, missing_note, video_dir, with_video_paths
 
 log = logging.getLogger(__name__)
 

@@ -1,23 +1,19 @@
-"""From YouTube ids to checked mp4 files: ``harmonyset videos download``, and finding them again later.
+"""From YouTube ids to checked mp4 files: ``harmonyset videos download``.
 
 The release ships annotations and YouTube ids, not videos. :func:`download_videos` fetches each
-item's video with yt-dlp's Python API (mp4 with h264 + AAC preferred, merged by FFmpeg when the
-site serves them apart), writes it as ``VIDEOS/<id>.mp4`` (``VIDEOS/NNN/<id>.mp4`` when there are
-more than 10,000, as the Hub folder shards) only after the project's own probe accepted it
-(video and audio streams, the duration the release gives), and records every id's outcome in
-``VIDEOS/download_report.json``. It resumes: a crash-safe journal remembers what earlier runs did,
-files already in place are kept, and only failures worth retrying are tried again.
-
-:class:`VideoFolder` and :func:`attach_videos` are the other half: they point the file names of an
-annotations-only Hub folder at such a folder (``--videos DIR`` / ``$HARMONYSET_VIDEO_DIR``).
+item's video with yt-dlp (:mod:`harmonyset_hf.video_fetch`: mp4 with h264 + AAC preferred, merged
+by FFmpeg when the site serves them apart), writes it as ``VIDEOS/<id>.mp4`` (``VIDEOS/NNN/<id>.mp4``
+when there are more than 10,000, as the Hub folder shards) only after the project's own probe
+accepted it (video and audio streams, the duration the release gives), and records every id's
+outcome in ``VIDEOS/download_report.json``. It resumes: a crash-safe journal remembers what earlier
+runs did, files already in place are kept, and only failures worth retrying are tried again.
+:mod:`harmonyset_hf.video_folder` is the other half: using such a folder later.
 """
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import os
-import re
 import shutil
 import tempfile
 import threading
@@ -33,42 +29,26 @@ from . import schema
 from .errors import ConfigError
 from .hub import MAX_FILES_PER_FOLDER, VIDEO_SPLIT, config_table, safe_name
 from .io import append_jsonl, atomic_write_json, package_versions, read_jsonl
-from .media import describe
 from .release import ReleaseReader, iter_release
-from .release_fields import VideoResolver
+from .video_fetch import (
+    COOKIE_CAUSES,
+    MAX_RETRY_AFTER,
+    RATE_LIMIT_TRIES,
+    check_video,
+    classify,
+    clean_message,
+    fetch_one,
+    retry_after,
+    ytdlp_options,
+)
 
 log = logging.getLogger(__name__)
 
-VIDEO_DIR_ENV = "HARMONYSET_VIDEO_DIR"
 DEFAULT_URL_TEMPLATE = "https://www.youtube.com/shorts/{youtube_id}"
 REPORT_NAME = "download_report.json"
 JOURNAL_NAME = ".download_journal.jsonl"  # one line per finished id, appended as it happens (survives kill -9)
 PARTIAL_DIR = ".incomplete"  # per-download scratch folders; a file leaves it only after passing the check
 STATUSES = ("downloaded", "present", "unavailable", "failed_check", "timed_out", "failed")
-# Unavailable for good: a rerun does not ask again (unless told to). Sign-in walls may pass with --cookies.
-PERMANENT_CAUSES = ("private", "removed", "geo-blocked", "age-gated", "sign-in-required", "not-a-video",
-                    "unavailable")
-COOKIE_CAUSES = ("age-gated", "sign-in-required")
-HTTP_RETRIES = 2  # yt-dlp's own retries of a cut or stalled transfer (each bounded by the socket timeout)
-RATE_LIMIT_TRIES = 5  # answers of HTTP 429 before an id is given up for this run
-MAX_RETRY_AFTER = 300.0
-# (cause, pattern) on yt-dlp's lower-cased error text, first match wins. The YouTube wordings are
-# those of yt_dlp/extractor/youtube (playability status reasons); the rest come from its networking.
-_CAUSES: tuple[tuple[str, str], ...] = (
-    ("private", r"private video|video is private"),
-    ("rate-limited", r"http error 429|too many requests|rate-limited|try again later"),
-    ("age-gated", r"confirm your age|age[- ]restricted|inappropriate for some users"),
-    ("geo-blocked", r"in your country|geo[- ]?restrict|not available (?:in|from) your (?:location|region)"),
-    ("sign-in-required", r"sign in to confirm|not a bot|members[- ]only|join this channel|login required|"
-                         r"use --cookies"),
-    ("removed", r"removed|terminated|no longer available|does not exist|http error 404|http error 410"),
-    ("not-a-video", r"unsupported url|no video formats found|requested format is not available"),
-    ("unavailable", r"video unavailable|is unavailable|not available"),
-    ("timed-out", r"timed out|timeout"),
-    ("incomplete", r"bytes read, \d+ more expected|content too short|incomplete"),
-    ("server-error", r"http error 5\d\d"),
-    ("network", r"connection|network|name resolution|unreachable|reset by peer|ssl"),
-)
 
 
 @dataclass
@@ -180,18 +160,6 @@ def target_path(root: Path, item: VideoItem, total: int) -> Path:
 # --------------------------------------------------------------------------------------------
 # One download
 # --------------------------------------------------------------------------------------------
-class _QuietLogger:
-    """yt-dlp's messages into our logger at DEBUG: we report every outcome ourselves, once."""
-
-    def __init__(self, item_id: str):
-        self.prefix = item_id
-
-    def debug(self, msg: str) -> None:
-        log.debug("yt-dlp %s: %s", self.prefix, msg)
-
-    info = warning = error = debug
-
-
 class _Throttle:
     """A pause shared by all workers: one HTTP 429 holds every new request until its Retry-After is over."""
 
@@ -212,103 +180,6 @@ class _Throttle:
             time.sleep(min(delay, 1.0))
 
 
-def classify(message: str) -> tuple[str, str]:
-    """(status, cause) of a yt-dlp error message: unavailable (private, removed, ...), timed_out or failed."""
-    text = message.lower()
-    for cause, pattern in _CAUSES:
-        if re.search(pattern, text):
-            if cause in PERMANENT_CAUSES:
-                return "unavailable", cause
-            return ("timed_out" if cause == "timed-out" else "failed"), cause
-    return "failed", "error"
-
-
-def clean_message(message: str) -> str:
-    """yt-dlp's error text on one line, without its ``ERROR:`` prefix and terminal codes."""
-    text = re.sub(r"\x1b\[[0-9;]*m", "", str(message)).replace("\r", " ")
-    text = re.sub(r"^\s*ERROR:\s*", "", text)
-    return " ".join(text.split())
-
-
-def retry_after(error: BaseException) -> float | None:
-    """Seconds to wait after an HTTP 429 (its Retry-After, in seconds or as a date); None when not a 429."""
-    cause = getattr(error, "exc_info", None)
-    cause = cause[1] if cause else None
-    while cause is not None and getattr(cause, "status", None) is None:
-        cause = getattr(cause, "cause", None) or cause.__cause__
-    if getattr(cause, "status", None) != 429:  # YouTube's own wording of a rate limit backs off too
-        return 0.0 if classify(str(error))[1] == "rate-limited" else None
-    header = None
-    response = getattr(cause, "response", None)
-    if response is not None:
-        header = response.headers.get("Retry-After")
-    if not header:
-        return 0.0
-    try:
-        return min(MAX_RETRY_AFTER, max(0.0, float(header)))
-    except ValueError:
-        when = email.utils.parsedate_to_datetime(header) if header else None
-        return min(MAX_RETRY_AFTER, max(0.0, when.timestamp() - time.time())) if when else 0.0
-
-
-def ytdlp_options(folder: Path, timeout: float, max_height: int | None, cookies: str | None,
-                  item_id: str) -> dict[str, Any]:
-    """yt-dlp parameters: a video+audio format (mp4/h264+AAC first) up to ``max_height``, into ``folder``, quiet."""
-    cap = f"[height<=?{max_height}]" if max_height else ""  # `?`: a direct file states no height
-    options: dict[str, Any] = {
-        "format": f"bv*[ext=mp4][vcodec^=avc1]{cap}+ba[ext=m4a]/b[ext=mp4]{cap}/bv*{cap}+ba/b{cap}",
-        "merge_output_format": "mp4",
-        "outtmpl": {"default": str(folder / "video.%(ext)s")},
-        "socket_timeout": timeout,
-        "retries": HTTP_RETRIES,
-        "fragment_retries": HTTP_RETRIES,
-        "extractor_retries": 0,  # HTTP 429 is ours to back off from (shared by all workers)
-        "noplaylist": True,
-        "logger": _QuietLogger(item_id),
-        "quiet": True,
-        "no_warnings": True,
-        "noprogress": True,
-        "color": {"stdout": "no_color", "stderr": "no_color"},
-        "cachedir": False,
-        "updatetime": False,
-    }
-    if cookies:
-        options["cookiefile"] = cookies
-    return options
-
-
-def fetch_one(url: str, folder: Path, options: dict[str, Any]) -> Path:
-    """Download ``url`` into ``folder`` with yt-dlp; returns the finished file (raises yt-dlp's DownloadError)."""
-    import yt_dlp
-
-    ydl = yt_dlp.YoutubeDL(options)
-    ydl.save_cookies = lambda: None  # the user's cookie file is read, never written back
-    try:
-        info = ydl.extract_info(url, download=True)
-    finally:
-        ydl.close()
-    paths = [d.get("filepath") for d in (info or {}).get("requested_downloads") or []]
-    done = [Path(p) for p in paths if p and Path(p).is_file()]
-    if not done:  # older yt-dlp versions leave only the file behind
-        done = sorted(p for p in folder.glob("video.*") if p.suffix not in (".part", ".ytdl", ".temp"))
-    if not done:
-        raise RuntimeError("yt-dlp reported success but wrote no file")
-    return done[0]
-
-
-def check_video(path: str | os.PathLike, duration: float | None, timeout: float = 60.0) -> str | None:
-    """Why a downloaded file is not usable (no video or audio, wrong duration, undecodable), or None when it is."""
-    report = describe(path, num_frames=4, timeout=timeout)  # the probe plus what the loaders read
-    if "error" in report:
-        return report["error"]["reason"]
-    if not report["has_video"]:
-        return "no video stream"
-    if not report["has_audio"]:
-        return "no audio stream (HarmonySet is about the music)"
-    got = report.get("duration")
-    if duration and got is not None and abs(got - duration) > max(1.5, 0.05 * duration):
-        return f"duration {got:.1f} s, but the release says {duration:.1f} s"
-    return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -325,6 +196,7 @@ class DownloadSettings:
     cookies: str | None = None
     retry_unavailable: bool = False
     progress: bool = True
+    merge: bool = True  # FFmpeg is there to merge separate video and audio streams
 
 
 class Downloader:
@@ -403,7 +275,8 @@ class Downloader:
                 attempts += 1
                 self.throttle.wait()
                 try:
-                    got = fetch_one(url, folder, ytdlp_options(folder, s.timeout, s.max_height, s.cookies, item.id))
+                    got = fetch_one(url, folder, ytdlp_options(folder, s.timeout, s.max_height, s.cookies, item.id,
+                                                                s.merge))
                     break
                 except yt_dlp.utils.DownloadError as err:
                     wait = retry_after(err)
@@ -478,7 +351,7 @@ class Downloader:
         missing = [i for i, rec in items.items() if rec["status"] not in ("downloaded", "present")]
         return {
             "out": str(self.out), "url_template": s.url_template, "max_height": s.max_height,
-            "timeout": s.timeout, "concurrency": s.concurrency, "cookies": bool(s.cookies),
+            "timeout": s.timeout, "concurrency": s.concurrency, "cookies": bool(s.cookies), "merge": s.merge,
             "total": len(self.items),
             "counts": {status: sum(1 for r in items.values() if r["status"] == status) for status in STATUSES},
             "causes": dict(Counter(r["cause"] for r in items.values() if r["cause"])),
@@ -517,6 +390,10 @@ def download_videos(out: str | os.PathLike, release: str | os.PathLike | None = 
         raise ConfigError(f"--cookies {settings.cookies}: no such file (a Netscape cookies.txt export)")
     if Path(out).exists() and not Path(out).is_dir():
         raise ConfigError(f"--out {out} is a file; give the folder to download into")
+    if shutil.which("ffmpeg") is None and settings.merge:
+        log.warning("FFmpeg not found: only formats that hold video and audio in one file are fetched (often "
+                    "lower quality); install it (scripts/ensure_ffmpeg.sh) to merge the best streams")
+        settings.merge = False
     items = items_from_release(release, field_map) if release is not None else items_from_hub(data)
     total = len(items)
     if ids is not None:
@@ -545,68 +422,3 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     if report["causes"]:
         lines.append("  missing by cause: " + ", ".join(f"{k} {n}" for k, n in sorted(report["causes"].items())))
     return lines
-
-
-# --------------------------------------------------------------------------------------------
-# Using a downloaded folder
-# --------------------------------------------------------------------------------------------
-def video_dir(value: str | os.PathLike | None = None) -> Path | None:
-    """The folder of downloaded videos: ``value`` (--videos / a ``video_dir`` key), else $HARMONYSET_VIDEO_DIR."""
-    value = value or os.environ.get(VIDEO_DIR_ENV, "").strip() or None
-    if value is None:
-        return None
-    if not Path(value).is_dir():
-        raise ConfigError(f"videos folder {value} does not exist (--videos / video_dir / ${VIDEO_DIR_ENV})")
-    return Path(value)
-
-
-class VideoFolder:
-    """Finds an item's video in a downloaded folder: by the release's file name, else by its id."""
-
-    def __init__(self, root: str | os.PathLike):
-        self.root = Path(root)
-        self._resolver = VideoResolver(root)
-
-    def find(self, ref: str | None, item_id: str) -> Path | None:
-        """The file for a row (its ``video`` file name and ``id``), or None when it is not there."""
-        for key in (ref, safe_name(str(item_id)), str(item_id)):
-            if not key:
-                continue
-            try:
-                found = self._resolver.resolve(VideoResolver.check_ref(key))
-            except Exception:  # noqa: BLE001 - a ref that escapes the folder is simply not found here
-                found = None
-            if found is not None:
-                return found
-        return None
-
-
-def attach_videos(rows: list[dict], folder: str | os.PathLike) -> tuple[list[dict], list[str]]:
-    """Rows whose video is in ``folder`` (``video`` -> ``{"path", "bytes": None}``), and the ids left out."""
-    finder = VideoFolder(folder)
-    kept, missing = [], []
-    for row in rows:
-        ref = row.get("video")
-        path = finder.find(ref if isinstance(ref, str) else None, row["id"])
-        if path is None:
-            missing.append(str(row["id"]))
-            continue
-        kept.append({**row, "video": {"path": str(path), "bytes": None}})
-    return kept, list(dict.fromkeys(missing))
-
-
-def with_video_paths(dataset: Any, folder: str | os.PathLike) -> tuple[Any, list[str]]:
-    """A `datasets` split whose ``video`` file names become the paths of the files in ``folder``; rows without
-    one are dropped, and their ids returned."""
-    finder = VideoFolder(folder)
-    paths = [finder.find(ref, str(ident)) for ref, ident in zip(dataset["video"], dataset["id"])]
-    missing = list(dict.fromkeys(str(i) for i, p in zip(dataset["id"], paths) if p is None))
-    keep = [i for i, p in enumerate(paths) if p is not None]
-    dataset = dataset.select(keep).remove_columns("video")
-    return dataset.add_column("video", [str(paths[i].resolve()) for i in keep]), missing
-
-
-def missing_note(missing: list[str], folder: str | os.PathLike) -> str:
-    """One line: how many items were skipped for a missing video, and which."""
-    shown = ", ".join(missing[:10]) + (f" ... (+{len(missing) - 10} more)" if len(missing) > 10 else "")
-    return f"{len(missing)} items skipped: their video is not in {folder} ({shown})"

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from harmonyset_hf import videos
+from harmonyset_hf import video_fetch, video_folder, videos
 from harmonyset_hf.cli import main
 from harmonyset_hf.hub import build_hub, load
 
@@ -217,15 +217,17 @@ def test_kill_9_mid_run_then_rerun_loses_nothing(mini_dir, plan, server, tmp_pat
     cut = next(i for i, how in plan["bad"].items() if how == "cut")
     ids = tmp_path / "ids.txt"
     ids.write_text("\n".join([*plan["plain"], cut]), encoding="utf-8")
+    # One at a time, each answer delayed (well inside --timeout) so that the kill lands mid-run.
     argv = [sys.executable, "-m", "harmonyset_hf.cli", *_argv(mini_dir, out, server, "--ids", str(ids),
-                                                              "--concurrency", "1")]
+                                                              "--concurrency", "1", "--timeout", "10")]
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    server.delay = 0.5  # slow enough to kill mid-run
+    server.delay = 0.5
     try:
         proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not list(out.glob("*.mp4")) and proc.poll() is None:
             time.sleep(0.02)
+        assert proc.poll() is None, f"the download ended (status {proc.returncode}) before it could be killed"
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
     finally:
@@ -302,7 +304,7 @@ def test_usage_errors_exit_2(mini_dir, tmp_path, capsys):
 ])
 def test_classify_youtube_wordings(message, status, cause):
     """yt-dlp's YouTube error texts map onto the report's status and cause (they cannot be fetched offline)."""
-    assert videos.classify(message) == (status, cause)
+    assert video_fetch.classify(message) == (status, cause)
 
 
 def test_video_dir_for_predict_harness_and_sync(mini_dir, plan, first_run, tmp_path, monkeypatch, caplog):
@@ -325,7 +327,7 @@ def test_video_dir_for_predict_harness_and_sync(mini_dir, plan, first_run, tmp_p
                for r in rows)
     assert f"{len(test_ids - present)} items skipped: their video is not in {out}" in caplog.text
 
-    monkeypatch.setenv(videos.VIDEO_DIR_ENV, str(out))
+    monkeypatch.setenv(video_folder.VIDEO_DIR_ENV, str(out))
     docs = prepare_docs(load(plain, "oe"))
     assert set(docs["id"]) == test_ids & present
     assert all(Path(p).is_file() for p in docs["video_path"])
@@ -338,7 +340,7 @@ def test_video_dir_for_predict_harness_and_sync(mini_dir, plan, first_run, tmp_p
     from harmonyset_hf.train import build_data
     from harmonyset_hf.train_config import TrainConfig
 
-    monkeypatch.setenv(videos.VIDEO_DIR_ENV, str(tmp_path / "nowhere"))
+    monkeypatch.setenv(video_folder.VIDEO_DIR_ENV, str(tmp_path / "nowhere"))
     docs = load_docs("mc", data=str(plain), video_dir=str(out))["test"]
     assert set(docs["id"]) == test_ids & present and len(docs) == 4 * len(test_ids & present)
     train_ids = {r["id"] for r in load(plain, "instruct").to_list()}
@@ -366,7 +368,7 @@ def test_download_from_a_hub_folder_shards_and_exits_0(mini_dir, plan, server, t
     before = {i: len(server.requests[i]) for i in plan["plain"]}
     assert main(argv) == 0
     assert {i: len(server.requests[i]) for i in plan["plain"]} == before
-    kept, missing = videos.attach_videos([{"id": i, "video": f"{i}.mp4"} for i in plan["all"]], out)
+    kept, missing = video_folder.attach_videos([{"id": i, "video": f"{i}.mp4"} for i in plan["all"]], out)
     assert [r["id"] for r in kept] == plan["plain"] and len(missing) == len(plan["all"]) - len(plan["plain"])
 
 

@@ -35,8 +35,8 @@ from ..errors import ConfigError, HarmonySetError
 from ..prompting import mc_prompt, oe_prompt
 from ..schema import ASPECTS, SPLITS
 from ..scoring import parse_choice
-from ..videos import VIDEO_DIR_ENV, missing_note, with_video_paths
-from ..videos import video_dir as video_dir_of
+from ..video_folder import VIDEO_DIR_ENV, missing_note, with_video_paths
+from ..video_folder import video_dir as video_dir_of
 
 log = logging.getLogger(__name__)
 
