@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .media import describe
+from .media import MediaError, describe
 
 log = logging.getLogger(__name__)
 
@@ -167,7 +167,10 @@ def fetch_one(url: str, folder: Path, options: dict[str, Any]) -> Path:
 
 def check_video(path: str | os.PathLike, duration: float | None, timeout: float = 60.0) -> str | None:
     """Why a downloaded file is not usable (no video or audio, wrong duration, undecodable), or None when it is."""
-    report = describe(path, num_frames=4, timeout=timeout)  # the probe plus what the loaders read
+    try:
+        report = describe(path, num_frames=4, timeout=timeout)  # the probe plus what the loaders read
+    except MediaError as err:  # the probe itself refused the file (not media, empty, ...)
+        return err.reason
     if "error" in report:
         return report["error"]["reason"]
     if not report["has_video"]:

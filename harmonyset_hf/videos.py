@@ -12,6 +12,7 @@ runs did, files already in place are kept, and only failures worth retrying are 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -30,6 +31,7 @@ from .errors import ConfigError
 from .hub import MAX_FILES_PER_FOLDER, VIDEO_SPLIT, config_table, safe_name
 from .io import append_jsonl, atomic_write_json, package_versions, read_jsonl
 from .release import ReleaseReader, iter_release
+from .release_fields import VIDEO_EXTENSIONS
 from .video_fetch import (
     COOKIE_CAUSES,
     MAX_RETRY_AFTER,
@@ -149,9 +151,12 @@ def check_template(template: str) -> None:
                           f"({type(err).__name__}: {err})") from None
 
 
-def target_path(root: Path, item: VideoItem, total: int) -> Path:
-    """Where an item's video goes: ``root/<id>.mp4``, or ``root/NNN/<id>.mp4`` past 10,000 files (as the Hub folder)."""
-    name = f"{safe_name(item.id)}.mp4"
+def target_path(root: Path, item: VideoItem, total: int, ext: str = ".mp4") -> Path:
+    """Where an item's video goes: ``root/<id>.mp4``, or ``root/NNN/<id>.mp4`` past 10,000 files (as the Hub folder).
+
+    ``ext`` is the container yt-dlp delivered: mp4 unless a site had no mp4 and FFmpeg could not remux.
+    """
+    name = f"{safe_name(item.id)}{ext}"
     if total <= MAX_FILES_PER_FOLDER:
         return root / name
     return root / f"{item.index // MAX_FILES_PER_FOLDER:03d}" / name
@@ -178,8 +183,6 @@ class _Throttle:
             if delay <= 0:
                 return
             time.sleep(min(delay, 1.0))
-
-
 
 
 # --------------------------------------------------------------------------------------------
@@ -223,8 +226,9 @@ class Downloader:
         for dirpath, dirnames, files in os.walk(self.out):
             dirnames[:] = [d for d in dirnames if not d.startswith(".")]
             for name in files:
-                if name.endswith(".mp4") and not name.startswith("."):
-                    found.setdefault(name[:-4], Path(dirpath, name))
+                stem, ext = os.path.splitext(name)
+                if ext.lower() in VIDEO_EXTENSIONS and not name.startswith("."):
+                    found.setdefault(stem, Path(dirpath, name))
         return found
 
     def _skip_earlier(self, before: dict | None) -> bool:
@@ -233,33 +237,37 @@ class Downloader:
             return False
         return not (self.settings.cookies and before.get("cause") in COOKIE_CAUSES)
 
-    def plan(self) -> tuple[dict[str, Outcome], list[VideoItem]]:
-        """(outcomes known without downloading, items to download)."""
+    def plan(self) -> tuple[dict[str, Outcome], list[VideoItem], list[str]]:
+        """(outcomes known without downloading, items to download, ids of files checked now for the journal)."""
         before, existing = self.previous(), self._existing()
         known: dict[str, Outcome] = {}
         todo: list[VideoItem] = []
+        checked: list[str] = []
         for item in self.items:
             old = before.get(item.id, {})
             path = existing.get(safe_name(item.id))
             if path is not None:
-                known[item.id] = self._present(item, path, old)
+                known[item.id], checked_now = self._present(item, path, old)
+                if checked_now:  # not in the journal as it is now (e.g. killed before the entry): note it
+                    checked.append(item.id)
             elif self._skip_earlier(old):
                 known[item.id] = Outcome("unavailable", old.get("cause"), old.get("reason"),
                                          attempts=int(old.get("attempts") or 0))
             else:
                 todo.append(item)
-        return known, todo
+        return known, todo, checked
 
-    def _present(self, item: VideoItem, path: Path, old: dict) -> Outcome:
+    def _present(self, item: VideoItem, path: Path, old: dict) -> tuple[Outcome, bool]:
+        """The outcome of a file already in the folder, and whether it was checked now (not known from the journal)."""
         rel = path.relative_to(self.out).as_posix()
         size = path.stat().st_size
         if old.get("status") in ("downloaded", "present") and old.get("file") == rel and old.get("bytes") == size:
-            return Outcome("present", file=rel, bytes=size)  # checked when it was placed
+            return Outcome("present", file=rel, bytes=size), False  # checked when it was placed
         problem = check_video(path, item.duration, timeout=max(60.0, self.settings.timeout))
         if problem:  # not ours to delete: say so and leave it
             return Outcome("failed_check", "existing-file", f"{rel} is already there but fails the check: {problem}; "
-                           "move it away to download it again", file=rel, bytes=size)
-        return Outcome("present", file=rel, bytes=size)
+                           "move it away to download it again", file=rel, bytes=size), True
+        return Outcome("present", file=rel, bytes=size), True
 
     def download(self, item: VideoItem) -> Outcome:
         """Fetch, check and place one item's video (never raises for a per-item failure)."""
@@ -292,7 +300,7 @@ class Downloader:
             problem = check_video(got, item.duration, timeout=max(60.0, s.timeout))
             if problem:
                 return Outcome("failed_check", "check", problem, attempts=attempts)
-            target = target_path(self.out, item, self.total)
+            target = target_path(self.out, item, self.total, got.suffix.lower() or ".mp4")
             target.parent.mkdir(parents=True, exist_ok=True)
             with open(got, "rb") as fh:  # on disk before the rename makes it count as done
                 os.fsync(fh.fileno())
@@ -313,7 +321,8 @@ class Downloader:
         self.out.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(self.partial, ignore_errors=True)  # scratch of a killed run: ours, never complete
         started = time.perf_counter()
-        outcomes, todo = self.plan()
+        outcomes, todo, checked = self.plan()
+        append_jsonl(self.journal, [{"id": i, **outcomes[i].__dict__} for i in checked])
         bar = tqdm(total=len(self.items), initial=len(outcomes), desc="videos", unit="video",
                    disable=not self.settings.progress)
         pool = ThreadPoolExecutor(max_workers=self.settings.concurrency, thread_name_prefix="harmonyset-video")
@@ -393,7 +402,7 @@ def download_videos(out: str | os.PathLike, release: str | os.PathLike | None = 
     if shutil.which("ffmpeg") is None and settings.merge:
         log.warning("FFmpeg not found: only formats that hold video and audio in one file are fetched (often "
                     "lower quality); install it (scripts/ensure_ffmpeg.sh) to merge the best streams")
-        settings.merge = False
+        settings = dataclasses.replace(settings, merge=False)
     items = items_from_release(release, field_map) if release is not None else items_from_hub(data)
     total = len(items)
     if ids is not None:

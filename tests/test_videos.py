@@ -189,6 +189,8 @@ def test_rerun_fetches_nothing_it_has_and_retries_what_may_work(mini_dir, plan, 
     cut connections and failed checks are tried again; --retry-unavailable asks again for the rest."""
     out = tmp_path / "videos"
     shutil.copytree(first_run["out"], out)
+    html = next(i for i, how in plan["bad"].items() if how == "html")
+    (out / f"{html}.mp4").write_bytes(b"not a video, and not ours to delete")  # a file someone else put there
     before = {k: len(v) for k, v in server.requests.items()}
     assert main(_argv(mini_dir, out, server, "--ids", str(first_run["ids"]))) == 1
     after = {k: len(v) for k, v in server.requests.items()}
@@ -198,7 +200,11 @@ def test_rerun_fetches_nothing_it_has_and_retries_what_may_work(mini_dir, plan, 
     for item_id, how in plan["bad"].items():
         again = how in ("cut", "stall", "short")
         assert (after[item_id] > before[item_id]) == again, (how, before[item_id], after[item_id])
-        assert (rerun[item_id]["status"], rerun[item_id]["cause"]) == EXPECTED[how]
+        if item_id != html:
+            assert (rerun[item_id]["status"], rerun[item_id]["cause"]) == EXPECTED[how]
+    assert (rerun[html]["status"], rerun[html]["cause"]) == ("failed_check", "existing-file")
+    assert (out / f"{html}.mp4").read_bytes() == b"not a video, and not ours to delete"
+    (out / f"{html}.mp4").unlink()
     assert _files(out) == _source(mini_dir, plan["good"])
 
     gone = next(i for i, how in plan["bad"].items() if how == "404")
