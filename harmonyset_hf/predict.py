@@ -21,8 +21,7 @@ from .io import append_jsonl, read_jsonl
 from .prompting import prompt_for
 from .schema import CONFIGS
 from .scoring import circular_variants
-from .video_folder import VIDEO_DIR_ENV, attach_videos, missing_note
-from .video_folder import video_dir as video_dir_of
+from .video_folder import with_videos
 
 log = logging.getLogger(__name__)
 
@@ -85,16 +84,8 @@ def load_split(data: str | os.PathLike, config: str, media: bool = False, limit:
         ds = ds.select([i for i, p in enumerate(pair_ids) if p in first])
     elif limit is not None:
         ds = ds.select(range(min(limit, len(ds))))
-    if media and config != "pair" and not isinstance(ds.features.get("video"), datasets.Video):
-        folder = video_dir_of(video_dir)
-        if folder is None:  # file names, not videos: fail once, not once per item
-            raise PredictError(f"{data} has no videos (built with --annotations-only) and they are needed here: "
-                               f"pass --videos DIR (or set {VIDEO_DIR_ENV}) with the videos of "
-                               "`harmonyset videos download`, or rebuild it with `harmonyset build --videos DIR`")
-        rows, missing = attach_videos(ds.to_list(), folder)
-        if missing:
-            log.warning("%s", missing_note(missing, folder))
-        return rows
+    if media and config != "pair":
+        ds = with_videos(ds, video_dir)  # an annotations-only folder: the files of a download folder
     if "video" in ds.column_names:
         ds = ds.cast_column("video", datasets.Video(decode=False)) if media else ds.remove_columns("video")
     return ds.to_list()

@@ -8,7 +8,6 @@ correlation with the label order, AUC of "precise" against "irrelevant"/"mismatc
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 import time
@@ -24,10 +23,7 @@ from .errors import HarmonySetError
 from .io import append_jsonl, atomic_write_json, package_versions, write_jsonl
 from .schema import SYNC_CODES
 from .sync import SyncParams, analyze
-from .video_folder import VIDEO_DIR_ENV, missing_note, with_video_paths
-from .video_folder import video_dir as video_dir_of
-
-log = logging.getLogger(__name__)
+from .video_folder import with_videos
 
 CODES = tuple(SYNC_CODES)
 # The order of the human rhythm-alignment label, best to worst (for Spearman's rho).
@@ -117,17 +113,8 @@ def load_rows(data: str | os.PathLike, configs: Sequence[str] = ("oe",),
             ds = load_dataset(str(data), config, cache_dir=local_cache_dir(data))
         except Exception as err:  # the message names what is missing; wrap it with the dataset and config
             raise HarmonySetError(f"{data}: cannot load config {config!r} ({type(err).__name__}: {err})") from err
-        for split in ds:
-            part = ds[split]
-            if not isinstance(part.features["video"], Video):  # annotations only: file names
-                folder = video_dir_of(video_dir)
-                if folder is None:
-                    raise HarmonySetError(f"{data} has no videos (annotations only): pass --videos DIR (or set "
-                                          f"{VIDEO_DIR_ENV}) with the folder of `harmonyset videos download`")
-                part, missing = with_video_paths(part, folder)
-                if missing:
-                    log.warning("%s", missing_note(missing, folder))
-            out.append((config, part.cast_column("video", Video(decode=False))))
+        # An annotations-only folder takes the files of a download folder (with_videos).
+        out += [(config, with_videos(ds[split], video_dir).cast_column("video", Video(decode=False))) for split in ds]
     return out
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import math
 import os
 import re
@@ -26,9 +25,7 @@ import yaml
 
 from .errors import ConfigError, HarmonySetError
 from .train_config import PROJECTOR_MODULES, TrainConfig, load_config, to_dict
-from .video_folder import VIDEO_DIR_ENV, missing_note, video_dir, with_video_paths
-
-log = logging.getLogger(__name__)
+from .video_folder import with_videos
 
 CHECKPOINT_RE = re.compile(r"^step_(\d+)$")
 STATE_FILE = "trainer_state.json"
@@ -104,7 +101,7 @@ def build_model(cfg: TrainConfig, dtype: torch.dtype):
 
 def build_data(cfg: TrainConfig, processor):
     """The instruct rows as a torch dataset of clips, and the collator that masks and pads them."""
-    from datasets import Video, load_dataset
+    from datasets import load_dataset
 
     from .collate import InstructClips, SFTCollator
     from .hub import local_cache_dir
@@ -116,14 +113,7 @@ def build_data(cfg: TrainConfig, processor):
         raise ConfigError(f"data={cfg.data}: cannot load config {cfg.data_config!r} split {cfg.split!r} "
                           f"(a Hub folder from `harmonyset build` or a Hub repo id; {type(err).__name__}: {err})"
                           ) from err
-    if "video" in rows.column_names and not isinstance(rows.features["video"], Video):  # annotations only
-        folder = video_dir(cfg.video_dir or None)
-        if folder is None:
-            raise ConfigError(f"data={cfg.data} has no videos (annotations only): set video_dir (or "
-                              f"{VIDEO_DIR_ENV}) to the folder of `harmonyset videos download`")
-        rows, missing = with_video_paths(rows, folder)
-        if missing:
-            log.warning("%s", missing_note(missing, folder))
+    rows = with_videos(rows, cfg.video_dir or None)  # annotations only: the files of a download folder
     if cfg.shortest_first:
         rows = rows.sort("duration")
     if cfg.max_items:

@@ -8,6 +8,7 @@ names its files), and rows whose video is not there are left out and counted, ne
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,8 @@ from typing import Any
 from .errors import ConfigError
 from .hub import safe_name
 from .release_fields import VideoResolver
+
+log = logging.getLogger(__name__)
 
 VIDEO_DIR_ENV = "HARMONYSET_VIDEO_DIR"
 
@@ -50,20 +53,6 @@ class VideoFolder:
         return None
 
 
-def attach_videos(rows: list[dict], folder: str | os.PathLike) -> tuple[list[dict], list[str]]:
-    """Rows whose video is in ``folder`` (``video`` -> ``{"path", "bytes": None}``), and the ids left out."""
-    finder = VideoFolder(folder)
-    kept, missing = [], []
-    for row in rows:
-        ref = row.get("video")
-        path = finder.find(ref if isinstance(ref, str) else None, row["id"])
-        if path is None:
-            missing.append(str(row["id"]))
-            continue
-        kept.append({**row, "video": {"path": str(path), "bytes": None}})
-    return kept, list(dict.fromkeys(missing))
-
-
 def with_video_paths(dataset: Any, folder: str | os.PathLike) -> tuple[Any, list[str]]:
     """A `datasets` split whose ``video`` file names become the paths of the files in ``folder``; rows without
     one are dropped, and their ids returned."""
@@ -73,6 +62,25 @@ def with_video_paths(dataset: Any, folder: str | os.PathLike) -> tuple[Any, list
     keep = [i for i, p in enumerate(paths) if p is not None]
     dataset = dataset.select(keep).remove_columns("video")
     return dataset.add_column("video", [str(paths[i].resolve()) for i in keep]), missing
+
+
+def with_videos(dataset: Any, video_dir_value: str | os.PathLike | None = None) -> Any:
+    """``dataset`` itself when its ``video`` column holds videos; for an annotations-only split, the rows whose
+    file is in the download folder (``video_dir_value``, else ``$HARMONYSET_VIDEO_DIR``) with ``video`` set to its
+    path, the others left out with a warning that counts and names them."""
+    import datasets
+
+    if "video" not in dataset.column_names or isinstance(dataset.features["video"], datasets.Video):
+        return dataset
+    folder = video_dir(video_dir_value)
+    if folder is None:  # file names, not videos: fail once, before any item
+        raise ConfigError(f"the data has no videos (built with --annotations-only) and they are needed here: pass "
+                          f"--videos DIR (the video_dir key, or ${VIDEO_DIR_ENV}) with the folder of `harmonyset "
+                          "videos download`, or rebuild it with `harmonyset build --videos DIR`")
+    dataset, missing = with_video_paths(dataset, folder)
+    if missing:
+        log.warning("%s", missing_note(missing, folder))
+    return dataset
 
 
 def missing_note(missing: list[str], folder: str | os.PathLike) -> str:

@@ -316,15 +316,16 @@ def test_classify_youtube_wordings(message, status, cause):
 def test_video_dir_for_predict_harness_and_sync(mini_dir, plan, first_run, tmp_path, monkeypatch, caplog):
     """--videos / $HARMONYSET_VIDEO_DIR make an annotations-only folder usable: rows with a video get its
     file, the others are skipped and counted (predict's rows, the harness docs, the sync evaluation)."""
+    from harmonyset_hf.errors import ConfigError
     from harmonyset_hf.harness.tasks import prepare_docs
-    from harmonyset_hf.predict import PredictError, load_split
+    from harmonyset_hf.predict import load_split
     from harmonyset_hf.sync_eval import load_rows
 
     out, present = first_run["out"], set(plan["good"])
     plain = tmp_path / "plain"
     build_hub(mini_dir / "release", None, plain, annotations_only=True)
     test_ids = {r["id"] for r in load(plain, "oe").to_list()}
-    with pytest.raises(PredictError, match="--videos"):
+    with pytest.raises(ConfigError, match="--videos"):
         load_split(plain, "mc", media=True)
     with caplog.at_level("WARNING"):
         rows = load_split(plain, "mc", media=True, video_dir=out)
@@ -374,8 +375,8 @@ def test_download_from_a_hub_folder_shards_and_exits_0(mini_dir, plan, server, t
     before = {i: len(server.requests[i]) for i in plan["plain"]}
     assert main(argv) == 0
     assert {i: len(server.requests[i]) for i in plan["plain"]} == before
-    kept, missing = video_folder.attach_videos([{"id": i, "video": f"{i}.mp4"} for i in plan["all"]], out)
-    assert [r["id"] for r in kept] == plan["plain"] and len(missing) == len(plan["all"]) - len(plan["plain"])
+    finder = video_folder.VideoFolder(out)
+    assert [i for i in plan["all"] if finder.find(f"{i}.mp4", i)] == plan["plain"]
 
 
 def test_release_video_found_by_id_when_its_file_name_differs(tmp_path):

@@ -35,8 +35,7 @@ from ..errors import ConfigError, HarmonySetError
 from ..prompting import mc_prompt, oe_prompt
 from ..schema import ASPECTS, SPLITS
 from ..scoring import parse_choice
-from ..video_folder import VIDEO_DIR_ENV, missing_note, with_video_paths
-from ..video_folder import video_dir as video_dir_of
+from ..video_folder import with_videos
 
 log = logging.getLogger(__name__)
 
@@ -83,15 +82,7 @@ def prepare_docs(dataset: Any, aspect: str | None = None, video_dir: str | None 
         dataset = dataset.filter(lambda a: a == aspect, input_columns="aspect")
     if "video" not in dataset.column_names:
         return dataset
-    if not isinstance(dataset.features["video"], datasets.Video):
-        folder = video_dir_of(video_dir)
-        if folder is None:
-            raise HarnessError(f"the data has no videos (an annotations-only folder): set {VIDEO_DIR_ENV} (or the "
-                               "metadata key video_dir) to the folder of `harmonyset videos download`")
-        dataset, missing = with_video_paths(dataset, folder)
-        if missing:
-            log.warning("%s", missing_note(missing, folder))
-        return dataset.rename_column("video", "video_path")
+    dataset = with_videos(dataset, video_dir)  # an annotations-only split: the files of a download folder
     dataset = dataset.cast_column("video", datasets.Video(decode=False))
 
     def video_path(video: Mapping, ident: str) -> dict:
