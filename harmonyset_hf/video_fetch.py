@@ -58,7 +58,7 @@ class _QuietLogger:
         self.prefix = item_id
 
     def debug(self, msg: str) -> None:
-        log.debug("yt-dlp %s: %s", self.prefix, msg)
+        log.debug("yt-dlp %s: %s", self.prefix, redact_url(msg))
 
     def warning(self, msg: str) -> None:
         hint = next((h for h in _SETUP_HINTS if h in msg.lower()), None)
@@ -82,11 +82,20 @@ def classify(message: str) -> tuple[str, str]:
     return "failed", "error"
 
 
+def redact_url(text: str) -> str:
+    """``text`` with the values of URL query parameters and any user:password in a URL masked.
+
+    A mirror's --url-template may carry a token (``?token=...``); yt-dlp repeats URLs in its errors.
+    """
+    text = re.sub(r"(://)[^/\s@]+@", r"\1***@", text)
+    return re.sub(r"([?&][^=&\s#]+=)[^&\s#]+", r"\1***", text)
+
+
 def clean_message(message: str) -> str:
-    """yt-dlp's error text on one line, without its ``ERROR:`` prefix and terminal codes."""
+    """yt-dlp's error text on one line, without its ``ERROR:`` prefix, terminal codes or URL secrets."""
     text = re.sub(r"\x1b\[[0-9;]*m", "", str(message)).replace("\r", " ")
     text = re.sub(r"^\s*ERROR:\s*", "", text)
-    return " ".join(text.split())
+    return redact_url(" ".join(text.split()))
 
 
 def retry_after(error: BaseException) -> float | None:

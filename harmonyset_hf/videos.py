@@ -28,7 +28,7 @@ from typing import Any
 
 from . import schema
 from .errors import ConfigError
-from .hub import MAX_FILES_PER_FOLDER, VIDEO_SPLIT, config_table, safe_name
+from .hub import MAX_FILES_PER_FOLDER, VIDEO_SPLIT, HubError, config_table, safe_name
 from .io import append_jsonl, atomic_write_json, package_versions, read_jsonl
 from .release import ReleaseReader, iter_release
 from .release_fields import VIDEO_EXTENSIONS
@@ -40,6 +40,7 @@ from .video_fetch import (
     classify,
     clean_message,
     fetch_one,
+    redact_url,
     retry_after,
     ytdlp_options,
 )
@@ -99,7 +100,7 @@ def items_from_hub(hub: str | os.PathLike) -> list[VideoItem]:
     for config in schema.CONFIGS:
         try:
             table = config_table(hub, config)
-        except Exception:  # noqa: BLE001 - a folder may hold some configs only; none at all is caught below
+        except HubError:  # a folder may hold some configs only; none at all is caught below
             continue
         for row in table.to_pylist():
             youtube_id = (row.get("metadata") or {}).get("youtube_id")
@@ -310,7 +311,7 @@ class Downloader:
             return Outcome("downloaded", file=target.relative_to(self.out).as_posix(), bytes=target.stat().st_size,
                            attempts=attempts)
         except Exception as err:  # noqa: BLE001 - one broken item must not stop the others
-            return Outcome("failed", "error", f"{type(err).__name__}: {err}", attempts=attempts)
+            return Outcome("failed", "error", redact_url(f"{type(err).__name__}: {err}"), attempts=attempts)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
 
@@ -356,10 +357,10 @@ class Downloader:
             items[item.id] = {"status": outcome.status, "cause": outcome.cause, "reason": outcome.reason,
                               "file": outcome.file, "bytes": outcome.bytes, "attempts": outcome.attempts,
                               "split": item.split, "category": item.category, "youtube_id": item.youtube_id,
-                              "url": item_url(s.url_template, item)}
+                              "url": redact_url(item_url(s.url_template, item))}
         missing = [i for i, rec in items.items() if rec["status"] not in ("downloaded", "present")]
         return {
-            "out": str(self.out), "url_template": s.url_template, "max_height": s.max_height,
+            "out": str(self.out), "url_template": redact_url(s.url_template), "max_height": s.max_height,
             "timeout": s.timeout, "concurrency": s.concurrency, "cookies": bool(s.cookies), "merge": s.merge,
             "total": len(self.items),
             "counts": {status: sum(1 for r in items.values() if r["status"] == status) for status in STATUSES},

@@ -391,3 +391,26 @@ def test_release_video_found_by_id_when_its_file_name_differs(tmp_path):
     rel = read_release(release, tmp_path / "videos")
     assert [r["video"] for r in rel.records["instruct"]] == [str((tmp_path / "videos" / "a1.mp4").resolve())]
     assert [(p.id, p.reason.split(":")[0]) for p in rel.problems] == [("b2", "missing video")]
+
+
+def test_retry_after_reads_seconds_and_dates_and_urls_lose_their_secrets():
+    """Retry-After in seconds or as an HTTP date (capped), read from yt-dlp's own HTTPError; URL tokens are masked."""
+    import email.utils
+    import io
+
+    from yt_dlp.networking import Response
+    from yt_dlp.networking.exceptions import HTTPError
+    from yt_dlp.utils import DownloadError
+
+    def error(status: int, headers: dict) -> DownloadError:
+        cause = HTTPError(Response(io.BytesIO(b""), "http://127.0.0.1/x.mp4", headers, status=status))
+        return DownloadError(f"ERROR: HTTP Error {status}", exc_info=(HTTPError, cause, None))
+
+    assert video_fetch.retry_after(error(429, {"Retry-After": "7"})) == 7.0
+    assert video_fetch.retry_after(error(429, {"Retry-After": "99999"})) == video_fetch.MAX_RETRY_AFTER
+    when = email.utils.formatdate(time.time() + 30, usegmt=True)
+    assert 25 <= video_fetch.retry_after(error(429, {"Retry-After": when})) <= 31
+    assert video_fetch.retry_after(error(429, {})) == 0.0  # a 429 without the header: the caller doubles
+    assert video_fetch.retry_after(error(404, {})) is None
+    masked = video_fetch.clean_message("ERROR: Unsupported URL: https://user:pw@mirror.example/a.mp4?token=s3cr3t&x=1")
+    assert "s3cr3t" not in masked and "pw" not in masked and masked.endswith("a.mp4?token=***&x=***")
