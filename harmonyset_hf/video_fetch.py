@@ -119,22 +119,32 @@ def retry_after(error: BaseException) -> float | None:
         return min(MAX_RETRY_AFTER, max(0.0, when.timestamp() - time.time())) if when else 0.0
 
 
-def format_selector(max_height: int | None, merge: bool = True) -> str:
-    """yt-dlp's format string: h264 mp4 + AAC m4a merged, else one mp4 with both, else any; up to ``max_height``.
+def format_selector(merge: bool = True) -> str:
+    """yt-dlp's format string: h264 mp4 + AAC m4a merged, else one mp4 with both, else the best there is.
 
     Without FFmpeg nothing can be merged, so only files that already hold video and audio are asked for.
     """
-    cap = f"[height<=?{max_height}]" if max_height else ""  # `?`: a direct file states no height
     if not merge:
-        return f"b[ext=mp4]{cap}/b{cap}"
-    return f"bv*[ext=mp4][vcodec^=avc1]{cap}+ba[ext=m4a]/b[ext=mp4]{cap}/bv*{cap}+ba/b{cap}"
+        return "b[ext=mp4]/b"
+    return "bv*[ext=mp4][vcodec^=avc1]+ba[ext=m4a]/b[ext=mp4]/bv*+ba/b"
+
+
+def format_sort(max_height: int | None) -> list[str]:
+    """yt-dlp's sort order: within each choice, the largest video whose short side is at most ``max_height``.
+
+    ``res`` is the smaller dimension, so 720 means 720p for a portrait Short (720x1280) as for a
+    landscape clip; a filter on ``height`` would keep a portrait Short to 405x720. A video offered
+    only above the limit comes at its smallest size rather than not at all.
+    """
+    return [f"res:{max_height}"] if max_height else []
 
 
 def ytdlp_options(folder: Path, timeout: float, max_height: int | None, cookies: str | None,
                   item_id: str, merge: bool = True) -> dict[str, Any]:
     """yt-dlp parameters: a video+audio format (mp4/h264+AAC first) up to ``max_height``, into ``folder``, quiet."""
     options: dict[str, Any] = {
-        "format": format_selector(max_height, merge),
+        "format": format_selector(merge),
+        "format_sort": format_sort(max_height),
         "merge_output_format": "mp4",
         "outtmpl": {"default": str(folder / "video.%(ext)s")},
         "socket_timeout": timeout,

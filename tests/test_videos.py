@@ -414,3 +414,36 @@ def test_retry_after_reads_seconds_and_dates_and_urls_lose_their_secrets():
     assert video_fetch.retry_after(error(404, {})) is None
     masked = video_fetch.clean_message("ERROR: Unsupported URL: https://user:pw@mirror.example/a.mp4?token=s3cr3t&x=1")
     assert "s3cr3t" not in masked and "pw" not in masked and masked.endswith("a.mp4?token=***&x=***")
+
+
+@pytest.mark.parametrize(("portrait", "max_height", "merge", "chosen"), [
+    (True, 720, True, "h264-720+m4a"),      # a portrait Short: 720x1280 is its 720p
+    (False, 720, True, "h264-720+m4a"),     # the same sizes turned landscape
+    (True, 1080, True, "h264-1080+m4a"),
+    (True, 480, True, "both-360"),          # the only video within 480p (it carries its own AAC)
+    (True, 720, False, "both-360"),         # no FFmpeg: only a file that holds video and audio
+])
+def test_format_choice_on_a_youtube_like_format_list(portrait, max_height, merge, chosen):
+    """yt-dlp's own selector, run offline on a format list shaped like a Short's, picks h264 + AAC at the
+    largest size whose short side is within --max-height (vp9 and opus are passed over)."""
+    import yt_dlp
+
+    def video(fid, codec, ext, short, long):
+        width, height = (short, long) if portrait else (long, short)
+        return {"format_id": fid, "url": f"http://127.0.0.1/{fid}", "ext": ext, "vcodec": codec, "acodec": "none",
+                "width": width, "height": height, "tbr": short}
+
+    formats = [video("h264-1080", "avc1.640028", "mp4", 1080, 1920),
+               video("h264-720", "avc1.64001f", "mp4", 720, 1280),
+               video("vp9-720", "vp09.00.40.08", "webm", 720, 1280),
+               video("vp9-1440", "vp09.00.50.08", "webm", 1440, 2560),
+               {"format_id": "m4a", "url": "http://127.0.0.1/a", "ext": "m4a", "vcodec": "none", "acodec": "mp4a.40.2",
+                "abr": 128},
+               {"format_id": "opus", "url": "http://127.0.0.1/o", "ext": "webm", "vcodec": "none", "acodec": "opus",
+                "abr": 160},
+               {**video("both-360", "avc1.42001E", "mp4", 360, 640), "acodec": "mp4a.40.2"}]
+    options = video_fetch.ytdlp_options(Path("/nonexistent"), 1.0, max_height, None, "x", merge=merge)
+    with yt_dlp.YoutubeDL({**options, "simulate": True}) as ydl:
+        info = ydl.process_ie_result({"id": "x", "title": "x", "formats": formats, "extractor": "test",
+                                      "extractor_key": "Test", "webpage_url": "http://127.0.0.1/x"}, download=False)
+    assert info["format_id"] == chosen

@@ -34,7 +34,9 @@ def register(cli) -> None:
                         "(default https://www.youtube.com/shorts/{youtube_id}; {youtube_id} falls back to the id)")
     p.add_argument("--timeout", type=positive_float, default=30.0,
                    help="seconds a connection may stall before the download is given up (default 30)")
-    p.add_argument("--max-height", type=positive_int, default=720, help="highest video resolution to fetch (720)")
+    p.add_argument("--max-height", type=positive_int, default=720,
+                   help="highest resolution to fetch, on the short side (720 = 720p, portrait or landscape; "
+                        "a video offered only larger comes at its smallest size)")
     p.add_argument("--cookies", default=None,
                    help="a cookies.txt (Netscape format) for age-gated or sign-in videos; read, never written")
     p.add_argument("--retry-unavailable", action="store_true",
