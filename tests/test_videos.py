@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from harmonyset_hf import video_fetch, video_folder, videos
 from harmonyset_hf.cli import main
-from harmonyset_hf.hub import build_hub, load
+from harmonyset_hf.data import video_fetch, video_folder, videos
+from harmonyset_hf.data.hub import build_hub, load
 
 pytest.importorskip("yt_dlp")
 
@@ -317,9 +317,9 @@ def test_video_dir_for_predict_harness_and_sync(mini_dir, plan, first_run, tmp_p
     """--videos / $HARMONYSET_VIDEO_DIR make an annotations-only folder usable: rows with a video get its
     file, the others are skipped and counted (predict's rows, the harness docs, the sync evaluation)."""
     from harmonyset_hf.errors import ConfigError
+    from harmonyset_hf.evaluation.predict import load_split
     from harmonyset_hf.harness.tasks import prepare_docs
-    from harmonyset_hf.predict import load_split
-    from harmonyset_hf.sync_eval import load_rows
+    from harmonyset_hf.sync.evaluate import load_rows
 
     out, present = first_run["out"], set(plan["good"])
     plain = tmp_path / "plain"
@@ -344,8 +344,8 @@ def test_video_dir_for_predict_harness_and_sync(mini_dir, plan, first_run, tmp_p
 
     # lm-eval's --metadata key and the training config key name the folder too (they win over the environment).
     from harmonyset_hf.harness.tasks import load_docs
-    from harmonyset_hf.train import build_data
-    from harmonyset_hf.train_config import TrainConfig
+    from harmonyset_hf.train.config import TrainConfig
+    from harmonyset_hf.train.loop import build_data
 
     monkeypatch.setenv(video_folder.VIDEO_DIR_ENV, str(tmp_path / "nowhere"))
     docs = load_docs("mc", data=str(plain), video_dir=str(out))["test"]
@@ -383,7 +383,7 @@ def test_release_video_found_by_id_when_its_file_name_differs(tmp_path):
     """A release whose `video` names another file (e.g. by YouTube id) finds the download named by the item's id."""
     from release_fixtures import item, make_clip
 
-    from harmonyset_hf.release import read_release
+    from harmonyset_hf.data.release import read_release
 
     make_clip(tmp_path / "videos" / "a1.mp4")
     release = tmp_path / "HarmonySet_Train.json"

@@ -46,7 +46,7 @@ def register(cli) -> None:
 
 
 def _download(args: argparse.Namespace) -> int:
-    from ..videos import DEFAULT_URL_TEMPLATE, DownloadSettings, download_videos, read_ids, summary_lines
+    from ..data.videos import DEFAULT_URL_TEMPLATE, DownloadSettings, download_videos, read_ids, summary_lines
 
     settings = DownloadSettings(url_template=args.url_template or DEFAULT_URL_TEMPLATE,
                                 concurrency=args.concurrency, timeout=args.timeout, max_height=args.max_height,
