@@ -19,6 +19,7 @@ from ..data.hub import load as hub_load
 from ..data.video_folder import with_videos
 from ..errors import HarmonySetError
 from ..io import append_jsonl, read_jsonl
+from ..models import stopped_on_length
 from ..prompting import prompt_for
 from ..schema import CONFIGS
 from ..sync.swap import load_pair
@@ -161,6 +162,7 @@ def run_predictions(model: Any, rows: list[dict], config: str, out: str | os.Pat
         prompts = [prompt_for(config, row) for row in batch]
         answered = _generate_safely(model, batch, prompts, key, summary.failed)
         records = [{key: str(row[key]), "response": str(reply), "model": model.name,
+                    **({} if stopped_on_length(reply) is None else {"truncated": stopped_on_length(reply)}),
                     **({"meta": meta} if meta else {})} for row, reply in answered]
         summary.written += append_jsonl(out, records)
         bar.update(len(batch))
