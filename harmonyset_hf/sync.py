@@ -308,7 +308,8 @@ def novelty_curves(y: np.ndarray, sr: int, hop: int, half: int) -> tuple[dict[st
     power = np.abs(librosa.stft(y, n_fft=2048, hop_length=hop)) ** 2
     mel = librosa.feature.melspectrogram(S=power, sr=sr, n_mels=40, fmin=40.0)
     env = librosa.onset.onset_strength(S=librosa.power_to_db(mel), sr=sr, hop_length=hop)
-    chroma = librosa.feature.chroma_stft(S=power, sr=sr, hop_length=hop)
+    # tuning=0: librosa's tuning estimate (piptrack, a numba gufunc) segfaulted on General MIDI renders here.
+    chroma = librosa.feature.chroma_stft(S=power, sr=sr, hop_length=hop, tuning=0.0)
     n = env.shape[0]
     curves: dict[str, np.ndarray] = {}
     level = 10 * np.log10(power.sum(axis=0, keepdims=True) + 1e-10)  # mean of dB: a crash does not dominate
