@@ -172,3 +172,22 @@ def test_cuts_on_real_footage_bikes(fps):
     assert [c.kind for c in cuts] == ["cut"] * 5
     tol = 1e-3 if fps >= clip.fps else 1.0 / fps + 1e-3
     assert np.abs(np.array([c.time for c in cuts]) - BIKES_CUTS).max() <= tol, [c.time for c in cuts]
+
+
+@needs_fluidsynth
+def test_detector_finds_quieter_sections_and_ignores_controls(rendered):
+    """On held-out clips (thresholds were chosen on the tune half): sections that get quieter count as much
+    as louder ones and drums dropping out is found, each within 0.35 s, so their cuts get the planted
+    A/B/C codes; the cuts on a crescendo and on drum fills are coded C."""
+    for clip_id in ("heldout-001", "heldout-008", "heldout-023"):
+        clip = rendered[clip_id]
+        item = score_clip(clip["plan"], clip["video"])
+        wanted = [c for c in item["changes"] if {"quieter", "louder", "drums_out"} & set(
+            next(p["parts"] for p in clip["plan"]["changes"] if p["time"] == c["time"]))]
+        assert wanted and all(c["found"] for c in wanted), (clip_id, item)
+    for clip_id in ("heldout-001", "heldout-023"):
+        item = score_clip(rendered[clip_id]["plan"], rendered[clip_id]["video"])
+        assert [c["code"] for c in item["cuts"]] == [c["truth"] for c in item["cuts"]], item
+    for clip_id in ("heldout-028", "heldout-031"):  # a crescendo; drum fills
+        item = score_clip(rendered[clip_id]["plan"], rendered[clip_id]["video"])
+        assert [c["code"] for c in item["cuts"]] == ["C"] * len(item["cuts"]), item
