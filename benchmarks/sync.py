@@ -4,6 +4,7 @@
 General MIDI change set (harmonyset_hf.sync_music, rendered by FluidSynth; see scripts/ensure_fluidsynth.sh)
 scored on its tune and held-out halves: recall per change kind and precision within 0.35 s, A/B/C code
 accuracy of cuts on, near and away from changes, controls coded C (harmonyset_hf.sync_music_eval).
+`python benchmarks/sync.py --tune [--cache DIR]`: choose the detector's per-group bars on the tune half.
 
 Renders a long HarmonySet-mini clip (31-40 s, 320x180, 10 fps, h264 + AAC, cuts and music changes),
 re-encodes it at 1280x720 / 30 fps, and times `harmonyset_hf.sync.analyze` on both: the first call in
@@ -76,7 +77,18 @@ def main() -> None:
     parser.add_argument("--music", action="store_true", help="score the General MIDI change set instead of timing")
     parser.add_argument("--cache", default=None, help="folder for the rendered clips (default: a temporary one)")
     parser.add_argument("--limit", type=int, default=None, help="clips per half")
+    parser.add_argument("--tune", action="store_true", help="choose sync_novelty.SCALE on the tune half and print it")
     args = parser.parse_args()
+    if args.tune:
+        from harmonyset_hf.sync_music_eval import choose_thresholds
+
+        with tempfile.TemporaryDirectory() as tmp:
+            chosen = choose_thresholds(args.cache or tmp)
+        print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in chosen["factors"].items()})
+        print("SCALE =", {g: round(v, 3) for g, v in chosen["scale"].items()})
+        print(f"tune half: precision {chosen['precision']:.2f}, recall",
+              {k: round(v, 2) for k, v in chosen["recall"].items()})
+        return
     if args.music:
         _music(args.cache, args.limit)
         return

@@ -99,3 +99,82 @@ def table(results: list[dict[str, Any]]) -> str:
     for k in CONTROL_KINDS:
         rows.append(f"| control {k} coded C | " + " | ".join(fmt(r["controls_coded_c"].get(k)) for r in results) + " |")
     return head + "\n".join(rows) + "\n"
+
+
+# --------------------------------------------------------------------------------------------
+# Choosing the detector's thresholds (on the tune half only)
+# --------------------------------------------------------------------------------------------
+FACTORS = (0.8, 0.9, 1.0, 1.1, 1.2, 1.35, 1.5, 1.75, 2.0, 2.5, 3.0, 4.0)
+
+
+def _detections(curves: dict[str, np.ndarray], full: np.ndarray, bars: dict[str, float], rate: float) -> np.ndarray:
+    """Change times as :func:`harmonyset_hf.sync.detect_music` finds them, for given per-group bars."""
+    from scipy.signal import find_peaks
+
+    from .sync import SyncParams
+    from .sync_novelty import EDGE_FACTOR
+
+    total = np.where(full, np.max([curves[g] / bars[g] for g in bars], axis=0),
+                     curves["loudness"] / bars["loudness"] / EDGE_FACTOR)
+    peaks, _ = find_peaks(total, height=SyncParams().change_threshold,
+                          distance=max(1, int(SyncParams().min_change_gap * rate)))
+    return peaks / rate
+
+
+def _tune_score(clips: list[tuple[dict, dict, np.ndarray]], bars: dict[str, float], rate: float, tol: float
+                ) -> tuple[float, dict[str, float], float]:
+    """worst-kind recall + mean recall + 1.5 x precision, with the recall per kind and the precision."""
+    per: dict[str, list[bool]] = defaultdict(list)
+    found = false = 0
+    for plan, curves, full in clips:
+        det = _detections(curves, full, bars, rate)
+        pairs = match_events([c["time"] for c in plan["changes"]], list(det), tol)
+        hit = {p for p, _ in pairs}
+        for c in plan["changes"]:
+            per[c["kind"]].append(c["time"] in hit)
+        found += len(det)
+        false += len(det) - len(pairs)
+    recall = {k: float(np.mean(v)) for k, v in per.items()}
+    precision = 1 - false / found if found else 0.0
+    return min(recall.values()) + float(np.mean(list(recall.values()))) + 1.5 * precision, recall, precision
+
+
+def choose_thresholds(cache_dir: str | os.PathLike, tol: float = 0.35, rounds: int = 3, progress: bool = True
+                      ) -> dict[str, Any]:
+    """Per-group bars for :data:`harmonyset_hf.sync_novelty.SCALE`, from the tune half only.
+
+    A group's base is the 98th percentile of its curve's peaks more than 1.5 s from any planted change (its
+    usual height inside a section); each base is then scaled by a factor from :data:`FACTORS` (or the group
+    is left out) by coordinate search for the best worst-kind recall + mean recall + 1.5 x precision.
+    """
+    from scipy.signal import find_peaks
+    from tqdm.auto import tqdm
+
+    from .sync import SyncParams
+    from .sync_novelty import DECIDING, GROUPS, novelty_curves
+
+    p = SyncParams()
+    rate = p.sample_rate / p.hop
+    clips = []
+    for plan in tqdm(plan_set("tune"), desc="sync-music tune curves", unit="clip", disable=not progress):
+        audio = np.load(render_clip(plan, Path(cache_dir) / "tune", video=False)["audio"])
+        curves, full, _ = novelty_curves(audio, p.sample_rate, p.hop)
+        clips.append((plan, curves, full))
+    base = {}
+    for g in GROUPS:
+        heights = []
+        for plan, curves, full in clips:
+            peaks, _ = find_peaks(curves[g], distance=max(1, int(0.7 * rate)))
+            heights += [curves[g][k] for k in peaks if full[k] and
+                        all(abs(k / rate - c["time"]) > 1.5 for c in plan["changes"])]
+        base[g] = float(np.percentile(heights, 98))
+    factors = dict.fromkeys(GROUPS, 1.0)  # a reported-only group keeps its base: it then reads as "x usual"
+    for _ in range(rounds):
+        for g in DECIDING:
+            options = [*FACTORS, np.inf]
+            scores = [_tune_score(clips, {h: base[h] * (f if h == g else factors[h]) for h in DECIDING}, rate, tol)[0]
+                      for f in options]
+            factors[g] = options[int(np.argmax(scores))]
+    bars = {g: base[g] * factors[g] for g in GROUPS}
+    _, recall, precision = _tune_score(clips, {g: bars[g] for g in DECIDING}, rate, tol)
+    return {"base": base, "factors": factors, "scale": bars, "recall": recall, "precision": precision}

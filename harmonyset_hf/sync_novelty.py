@@ -9,7 +9,8 @@ downs inside a bar (a decaying chord, a rest in the melody, a fill) move a short
 * ``drums`` -- the change of the loud end (90th percentile) of the share of energy above 5 kHz (dB):
   hats, cymbals and snares put it there, pitched instruments rarely do;
 * ``onsets`` -- the step of the log mean spectral flux above 3 kHz (attacks: drums in/out, a new instrument);
-* ``timbre`` -- the distance of mean MFCCs 1-12, in units of their spread inside the two windows;
+* ``timbre`` -- the distance of mean MFCCs 1-12, in units of their spread inside the two windows
+  (reported with each change, does not decide: see :data:`DECIDING`);
 * ``harmony`` -- how much chroma energy leaves the diatonic collection (major scale) that held most of it
   before, plus how much the one that holds most after gains: a new key or mode moves it, chords inside a
   key hardly do;
@@ -30,13 +31,17 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 GROUPS = ("loudness", "drums", "onsets", "timbre", "harmony", "rhythm")
+# The groups that decide; timbre is reported only: on HarmonySet-mini's synthetic pads its MFCC novelty
+# crossed any bar the tune half supported every few seconds (3 C cuts of 64 coded A/B), while a change of
+# instrumentation on the MIDI set moves the onsets (attacks) group as well.
+DECIDING = ("loudness", "drums", "onsets", "harmony", "rhythm")
 WINDOWS = {"loudness": (1.0, 2.0, 3.0), "drums": (1.0, 2.0, 3.0), "onsets": (1.0, 2.0, 3.0),
            "timbre": (1.0, 2.0, 3.0), "harmony": (2.0, 3.0), "rhythm": (2.0, 3.0)}
-# Each curve's height that makes a change (strength 1), chosen on the tune half of sync_music only: the 98th
-# percentile of the curve's peaks more than 1.5 s from any change (its typical height inside a section:
-# loudness 3.29 dB, drums 6.98 dB, onsets 0.35, timbre 1.19, harmony 0.156, rhythm 0.20) times a factor
-# (1.35, 1.2, 1.2, 2.0, 1.0, 2.0) from a coordinate search for the best worst-kind recall + precision there.
-SCALE = {"loudness": 4.44, "drums": 8.38, "onsets": 0.42, "timbre": 2.38, "harmony": 0.156, "rhythm": 0.40}
+# Each curve's height that makes a change (strength 1), chosen on the tune half of sync_music only by
+# sync_music_eval.choose_thresholds (`python benchmarks/sync.py --tune` prints these): the 98th percentile of
+# the curve's peaks more than 1.5 s from any change, times a factor from a coordinate search (timbre, reported
+# only, keeps x1).
+SCALE = {"loudness": 4.44, "drums": 7.676, "onsets": 0.42, "timbre": 1.193, "harmony": 0.184, "rhythm": 0.404}
 EDGE_FACTOR = 1.5
 # The 12 diatonic collections (major scales) as pitch-class masks.
 COLLECTIONS = np.array([[1.0 if (pc - k) % 12 in (0, 2, 4, 5, 7, 9, 11) else 0.0 for pc in range(12)]
@@ -158,8 +163,8 @@ def novelty_curves(y: np.ndarray, sr: int, hop: int) -> tuple[dict[str, np.ndarr
 
 
 def strength(curves: dict[str, np.ndarray], full: np.ndarray) -> np.ndarray:
-    """The change strength: the largest curve in units of its typical height; near the ends loudness alone."""
-    scaled = np.max([curves[g] / SCALE[g] for g in GROUPS], axis=0)
+    """The change strength: the largest deciding curve in units of its bar; near the ends loudness alone."""
+    scaled = np.max([curves[g] / SCALE[g] for g in DECIDING], axis=0)
     return np.where(full, scaled, curves["loudness"] / SCALE["loudness"] / EDGE_FACTOR)
 
 
