@@ -1,9 +1,9 @@
 """How long signal-level sync takes on a 30 s clip, and how well it finds music changes it was not fitted on.
 
 `python benchmarks/sync.py [--repeats 5]`: speed. `python benchmarks/sync.py --music [--cache DIR]`: the
-General MIDI change set (harmonyset_hf.sync_music, rendered by FluidSynth; see scripts/ensure_fluidsynth.sh)
+General MIDI change set (harmonyset_hf.sync.music, rendered by FluidSynth; see scripts/ensure_fluidsynth.sh)
 scored on its tune and held-out halves: recall per change kind and precision within 0.35 s, A/B/C code
-accuracy of cuts on, near and away from changes, controls coded C (harmonyset_hf.sync_music_eval).
+accuracy of cuts on, near and away from changes, controls coded C (harmonyset_hf.sync.music_eval).
 `python benchmarks/sync.py --tune [--cache DIR]`: choose the detector's per-group bars on the tune half.
 
 Renders a long HarmonySet-mini clip (31-40 s, 320x180, 10 fps, h264 + AAC, cuts and music changes),
@@ -24,7 +24,7 @@ from pathlib import Path
 
 def _plan() -> dict:
     """A long, synced HarmonySet-mini item (31-40 s): the sample's own planner, so its format always fits."""
-    from harmonyset_hf.sample import plan_item
+    from harmonyset_hf.mini.sample import plan_item
 
     return plan_item("bench", "test", "knowledge", "sync", long=True, seed=0)
 
@@ -60,7 +60,7 @@ def _upscale(src: Path, dst: Path, width: int = 1280, height: int = 720, fps: in
 def _music(cache: str | None, limit: int | None) -> None:
     """Render (or reuse) both halves of the change set, score them and print the table."""
     from harmonyset_hf.io import atomic_write_json
-    from harmonyset_hf.sync_music_eval import evaluate_half, table
+    from harmonyset_hf.sync.music_eval import evaluate_half, table
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(cache or tmp)
@@ -77,10 +77,10 @@ def main() -> None:
     parser.add_argument("--music", action="store_true", help="score the General MIDI change set instead of timing")
     parser.add_argument("--cache", default=None, help="folder for the rendered clips (default: a temporary one)")
     parser.add_argument("--limit", type=int, default=None, help="clips per half")
-    parser.add_argument("--tune", action="store_true", help="choose sync_novelty.SCALE on the tune half and print it")
+    parser.add_argument("--tune", action="store_true", help="choose sync.novelty.SCALE on the tune half and print it")
     args = parser.parse_args()
     if args.tune:
-        from harmonyset_hf.sync_music_eval import choose_thresholds
+        from harmonyset_hf.sync.music_eval import choose_thresholds
 
         with tempfile.TemporaryDirectory() as tmp:
             chosen = choose_thresholds(args.cache or tmp)
@@ -92,7 +92,7 @@ def main() -> None:
     if args.music:
         _music(args.cache, args.limit)
         return
-    from harmonyset_hf.sample_media import render_item
+    from harmonyset_hf.mini.render import render_item
 
     with tempfile.TemporaryDirectory() as tmp:
         small = Path(tmp) / "clip_320x180.mp4"
@@ -100,7 +100,7 @@ def main() -> None:
         render_item(plan, small)
         large = _upscale(small, Path(tmp) / "clip_1280x720.mp4")
         t0 = time.perf_counter()
-        from harmonyset_hf import sync
+        from harmonyset_hf.sync import analysis as sync
 
         first = sync.analyze(small)
         cold = time.perf_counter() - t0

@@ -1,4 +1,4 @@
-"""The General MIDI change set (harmonyset_hf.sync_music), its scoring, and cut detection on real footage."""
+"""The General MIDI change set (harmonyset_hf.sync.music), its scoring, and cut detection on real footage."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from importlib.metadata import PackageNotFoundError, files
 import numpy as np
 import pytest
 
-from harmonyset_hf import sync, sync_music
-from harmonyset_hf.sync_music_eval import score_clip, summarize_clips
+from harmonyset_hf.media import load_frames_at_fps
+from harmonyset_hf.sync import analysis as sync
+from harmonyset_hf.sync import music as sync_music
+from harmonyset_hf.sync.music_eval import score_clip, summarize_clips
 
 needs_fluidsynth = pytest.mark.skipif(
     shutil.which("fluidsynth") is None, reason="fluidsynth missing: run scripts/ensure_fluidsynth.sh")
@@ -163,8 +165,6 @@ def _bikes_path():
 def test_cuts_on_real_footage_bikes(fps):
     """All 5 cuts of the bikes montage are found, nothing else: within one analysed frame at 15 fps, exact
     (to the millisecond) when every frame is analysed."""
-    from harmonyset_hf.media import load_frames_at_fps
-
     params = sync.SyncParams(fps=fps)
     clip = load_frames_at_fps(str(_bikes_path()), fps=params.fps, max_side=params.max_side, audio_mode="none")
     _, first = np.unique(clip.frame_indices, return_index=True)
