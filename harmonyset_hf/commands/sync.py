@@ -44,7 +44,7 @@ def _add_params(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tol-b", type=float, default=None, help="seconds: ... this close -> B, else C (1.8)")
     p.add_argument("--fps", type=float, default=None, help="frames per second analysed for cuts (15)")
     p.add_argument("--change-threshold", type=float, default=None,
-                   help="minimum change curve of a musical change (0.8)")
+                   help="minimum change strength of a musical change (1.0: each group's bar, see sync_novelty)")
 
 
 def _params(args: argparse.Namespace):
