@@ -34,7 +34,7 @@ class SyncError(HarmonySetError, ValueError):
 
 @dataclass(frozen=True)
 class SyncParams:
-    """Every knob of the analysis; the change bars were chosen on the tune half of the General MIDI set (docs/sync.md)."""
+    """Every knob of the analysis; change bars chosen on the General MIDI set's tune half (docs/sync.md)."""
 
     fps: float = 15.0            # frames analysed per second (all frames when the video has fewer)
     max_side: int = 64           # frames are shrunk to this longer side before differencing
