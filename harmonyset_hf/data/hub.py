@@ -192,6 +192,8 @@ def build_hub(release_dir: str | os.PathLike, videos_dir: str | os.PathLike | No
         "seconds": round(time.perf_counter() - started, 2),
         "versions": package_versions(),
     }
+    missing = list(dict.fromkeys(p.id for p in release.problems if p.reason.startswith("missing video")))
+    report["missing_videos"] = {"count": len(missing), "ids": missing}  # what `videos download` could not get
     report["warnings"] = []
     if videos is not None and sum(videos.count.values()) < 2 and any(report["counts"].values()):
         # See configs_yaml: with a single video, datasets reads the metadata parquet as plain data.

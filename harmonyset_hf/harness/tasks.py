@@ -27,6 +27,8 @@ An API key is never read from ``--metadata`` (it would be logged). The settings 
 :func:`load_docs` writes them into each OE doc (``judge_config``), so an aggregation judges with the
 settings of its own run, and two runs in one process never share them; without that column (lmms-eval)
 the environment at aggregation time decides.
+
+Videos of an annotations-only folder: ``--metadata`` key ``video_dir`` (lm-eval), else ``HARMONYSET_VIDEO_DIR``.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from typing import Any
 
 from ..data.hub import load as hub_load
 from ..data.hub import local_cache_dir
+from ..data.video_folder import with_videos
 from ..errors import HarmonySetError
 from ..evaluation import evaluate_oe, summary_line
 from ..evaluation.mc_reading import LETTER_ONLY
@@ -78,8 +81,12 @@ def load_dataset_kwargs(data: str) -> dict[str, Any]:
     return {"cache_dir": cache} if cache else {}
 
 
-def prepare_docs(dataset: Any, aspect: str | None = None) -> Any:
-    """Harness docs from a ``datasets`` split: MC rows of one ``aspect`` (or all), ``video`` -> ``video_path``."""
+def prepare_docs(dataset: Any, aspect: str | None = None, video_dir: str | None = None) -> Any:
+    """Harness docs from a ``datasets`` split: MC rows of one ``aspect`` (or all), ``video`` -> ``video_path``.
+
+    An annotations-only split (``video`` a file name) takes its videos from ``video_dir`` (the metadata
+    key), else ``$HARMONYSET_VIDEO_DIR``; docs whose video is not there are dropped with a warning.
+    """
     import datasets
 
     if aspect is not None:
@@ -88,6 +95,7 @@ def prepare_docs(dataset: Any, aspect: str | None = None) -> Any:
         dataset = dataset.filter(lambda a: a == aspect, input_columns="aspect")
     if "video" not in dataset.column_names:
         return dataset
+    dataset = with_videos(dataset, video_dir)  # an annotations-only split: the files of a download folder
     dataset = dataset.cast_column("video", datasets.Video(decode=False))
 
     def video_path(video: Mapping, ident: str) -> dict:
@@ -118,7 +126,7 @@ def load_docs(config: str, data: str | None = None, aspect: str | None = None, *
     source = data_source({"data": data} if data else metadata)
     judge = JudgeConfig.from_metadata(metadata)  # a key in --metadata or a bad judge fails before the run
     split = hub_load(source, config)  # its local folder's private cache; a HubError names the path and why
-    docs = prepare_docs(split, aspect)
+    docs = prepare_docs(split, aspect, video_dir=metadata.get("video_dir"))
     if config == "oe":  # an aggregation sees only its items: the settings go with them, not into module state
         docs = docs.add_column(JUDGE_COLUMN, [json.dumps(judge.as_dict(), sort_keys=True)] * len(docs))
     return {SPLITS[config]: docs}
