@@ -344,8 +344,8 @@ def test_video_dir_for_predict_harness_and_sync(mini_dir, plan, first_run, tmp_p
 
     # lm-eval's --metadata key and the training config key name the folder too (they win over the environment).
     from harmonyset_hf.harness.tasks import load_docs
+    from harmonyset_hf.train import build_data
     from harmonyset_hf.train.config import TrainConfig
-    from harmonyset_hf.train.loop import build_data
 
     monkeypatch.setenv(video_folder.VIDEO_DIR_ENV, str(tmp_path / "nowhere"))
     docs = load_docs("mc", data=str(plain), video_dir=str(out))["test"]
