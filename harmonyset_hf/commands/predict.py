@@ -25,14 +25,22 @@ def register(cli) -> None:
     p.add_argument("--batch-size", type=positive_int, default=8)
     p.add_argument("--circular", action="store_true",
                    help="MC: also ask each question with its options rotated 4 ways (position bias)")
+    p.add_argument("--rank-timeout", type=positive_int, default=7200, metavar="SECONDS",
+                   help="under torchrun / accelerate launch: how long ranks wait for each other at the end "
+                        "(each answers its share of the items into OUT.parts/, rank 0 merges them into OUT)")
+    p.epilog = ("data-parallel: torchrun --nproc_per_node N -m harmonyset_hf.cli predict ... (or accelerate "
+                "launch --num_processes N -m harmonyset_hf.cli predict ...); each rank uses cuda:LOCAL_RANK, "
+                "or the CPU (gloo) without GPUs, and the result is the file a 1-process run writes")
 
 
 def _run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from ..distributed import current_rank
     from ..models import get_model, parse_model_args
-    from ..predict import PredictError, check_model_config, load_split, run_predictions
+    from ..predict import PredictError, check_model_config, load_split, predict_data_parallel
 
+    rank = current_rank()  # a bad launcher environment fails before the model loads
     if Path(args.out).is_dir():  # before a model that may take minutes to load
         raise PredictError(f"--out {args.out} is a folder; give a .jsonl file (e.g. {Path(args.out) / 'preds.jsonl'})")
     # --model-args may set seed/frames too (the README's `frames=16`): they win over the flags.
@@ -40,9 +48,11 @@ def _run(args: argparse.Namespace) -> int:
     model = get_model(args.model, **options)
     check_model_config(model, args.config)
     rows = load_split(args.data, args.config, media=model.needs_media, limit=args.limit)
-    summary = run_predictions(model, rows, args.config, args.out, batch_size=args.batch_size,
-                              circular=args.circular, meta={"seed": options["seed"], "frames": options["frames"]})
-    for ident, error in list(summary.failed.items())[:10]:
-        print(f"  failed {ident}: {error}")
-    print(summary.line())
+    summary = predict_data_parallel(model, rows, args.config, args.out, rank=rank, timeout_s=args.rank_timeout,
+                                    batch_size=args.batch_size, circular=args.circular,
+                                    meta={"seed": options["seed"], "frames": options["frames"]})
+    if rank.is_main:
+        for ident, error in list(summary.failed.items())[:10]:
+            print(f"  failed {ident}: {error}")
+        print(summary.line())
     return 1 if summary.failed else 0
