@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..distributed import DEFAULT_TIMEOUT_S
 from . import positive_int
 
 
@@ -25,7 +26,7 @@ def register(cli) -> None:
     p.add_argument("--batch-size", type=positive_int, default=8)
     p.add_argument("--circular", action="store_true",
                    help="MC: also ask each question with its options rotated 4 ways (position bias)")
-    p.add_argument("--rank-timeout", type=positive_int, default=7200, metavar="SECONDS",
+    p.add_argument("--rank-timeout", type=positive_int, default=DEFAULT_TIMEOUT_S, metavar="SECONDS",
                    help="under torchrun / accelerate launch: how long ranks wait for each other at the end "
                         "(each answers its share of the items into OUT.parts/, rank 0 merges them into OUT)")
     p.epilog = ("data-parallel: torchrun --nproc_per_node N -m harmonyset_hf.cli predict ... (or accelerate "
