@@ -35,9 +35,9 @@ def worker(args: argparse.Namespace) -> None:
     import torch
 
     from harmonyset_hf.distributed import barrier, current_rank, process_group, shard_by_item
+    from harmonyset_hf.evaluation.predict import load_split, predict_data_parallel
     from harmonyset_hf.models import get_model, parse_model_args
     from harmonyset_hf.models.clips import ClipLoader, source_key
-    from harmonyset_hf.predict import load_split, predict_data_parallel
 
     rank = current_rank()
     options = {"max_new_tokens": args.max_new_tokens, **parse_model_args(args.model_args),
@@ -73,8 +73,8 @@ def worker(args: argparse.Namespace) -> None:
 
 def mini_hub(root: Path) -> Path:
     """HarmonySet-mini built into ``root`` (24 items: 8 in the test split, 32 MC questions)."""
-    from harmonyset_hf.hub import build_hub
-    from harmonyset_hf.sample import make_sample
+    from harmonyset_hf.data.hub import build_hub
+    from harmonyset_hf.mini.sample import make_sample
 
     make_sample(root / "mini", n=24, seed=0)
     return build_hub(release_dir=root / "mini" / "release", videos_dir=root / "mini" / "videos",

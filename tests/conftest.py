@@ -24,13 +24,20 @@ if "HARMONYSET_TEST_KEEP_CACHE" not in os.environ:
     os.environ["HF_DATASETS_CACHE"] = tempfile.mkdtemp(prefix="harmonyset-test-datasets-")
     atexit.register(shutil.rmtree, os.environ["HF_DATASETS_CACHE"], ignore_errors=True)
 
+# numba (under librosa) caches compiled code beside librosa's sources by default; processes that
+# compile the same functions at once corrupt that cache, and later runs then segfault in librosa's
+# chroma (seen with numba 0.68.1 when test sessions ran side by side). A cache of this session only.
+if "NUMBA_CACHE_DIR" not in os.environ:
+    os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix="harmonyset-test-numba-")
+    atexit.register(shutil.rmtree, os.environ["NUMBA_CACHE_DIR"], ignore_errors=True)
+
 MINI_N = 24
 
 
 @pytest.fixture(scope="session")
 def mini_dir(tmp_path_factory) -> Path:
     """A HarmonySet-mini release (videos/, release/, truth.json) made by `harmonyset sample`."""
-    from harmonyset_hf.sample import make_sample
+    from harmonyset_hf.mini.sample import make_sample
 
     out = tmp_path_factory.mktemp("mini")
     make_sample(out, n=MINI_N, seed=0)
@@ -40,7 +47,7 @@ def mini_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def hub_dir(mini_dir, tmp_path_factory) -> Path:
     """HarmonySet-mini built into a Hub-ready folder (`harmonyset build`)."""
-    from harmonyset_hf.hub import build_hub
+    from harmonyset_hf.data.hub import build_hub
 
     out = tmp_path_factory.mktemp("hub") / "HarmonySet-mini"
     build_hub(release_dir=mini_dir / "release", videos_dir=mini_dir / "videos", out_dir=out)

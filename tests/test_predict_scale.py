@@ -16,10 +16,10 @@ import torch
 
 from harmonyset_hf.cli import main
 from harmonyset_hf.distributed import Rank, merge_parts, part_path, parts_dir, rank_device, shard_by_item
+from harmonyset_hf.evaluation.predict import load_split, prediction_rows
 from harmonyset_hf.io import append_jsonl, read_jsonl, write_jsonl
 from harmonyset_hf.models import get_model
 from harmonyset_hf.models.clips import source_key
-from harmonyset_hf.predict import load_split, prediction_rows
 from harmonyset_hf.prompting import prompt_for
 
 REPO = Path(__file__).resolve().parents[1]

@@ -60,9 +60,9 @@ def _write(out: str, results: dict, items: list[dict] | None, markdown: str) -> 
 
 
 def _run_mc(args: argparse.Namespace) -> int:
-    from ..audit import AUDIT_LLM_ENV, BLIND_BASELINES, audit_mc, mc_audit_markdown
+    from ..audit.mc_bias import AUDIT_LLM_ENV, BLIND_BASELINES, audit_mc, mc_audit_markdown
     from ..errors import ConfigError
-    from ..predict import load_split
+    from ..evaluation.predict import load_split
 
     client = None
     if args.llm:  # built before the data is loaded, so that a missing model or key fails at once
@@ -100,9 +100,9 @@ def _run_mc(args: argparse.Namespace) -> int:
 
 
 def _run_judge(args: argparse.Namespace) -> int:
-    from ..audit_judge import audit_judge, judge_audit_markdown
+    from ..audit.judge_robustness import audit_judge, judge_audit_markdown
     from ..errors import ConfigError
-    from ..predict import load_split
+    from ..evaluation.predict import load_split
     from . import judge_from_args
 
     judge = judge_from_args(args)
@@ -124,7 +124,7 @@ def _run_judge(args: argparse.Namespace) -> int:
 
 
 def _run_agreement(args: argparse.Namespace) -> int:
-    from ..audit_agreement import agreement_markdown, judge_agreement
+    from ..audit.agreement import agreement_markdown, judge_agreement
     from ..io import package_versions
 
     results = judge_agreement(*args.items)

@@ -51,7 +51,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def _run_mc(args: argparse.Namespace) -> int:
     from ..evaluation import evaluate_mc, read_predictions
-    from ..predict import load_split
+    from ..evaluation.predict import load_split
 
     predictions, facts = read_predictions(args.predictions, "mc")
     every = load_split(args.data, "mc")
@@ -63,7 +63,7 @@ def _run_mc(args: argparse.Namespace) -> int:
 
 def _run_oe(args: argparse.Namespace) -> int:
     from ..evaluation import evaluate_oe, read_predictions
-    from ..predict import load_split
+    from ..evaluation.predict import load_split
 
     predictions, facts = read_predictions(args.predictions, "oe")
     judge = judge_from_args(args)  # built before the data is loaded, so that a missing key or model fails at once

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..distributed import DEFAULT_TIMEOUT_S
+from ..distributed import DEFAULT_TIMEOUT_S, current_rank
 from . import positive_int
 
 
@@ -37,9 +37,8 @@ def register(cli) -> None:
 def _run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..distributed import current_rank
+    from ..evaluation.predict import PredictError, check_model_config, load_split, predict_data_parallel
     from ..models import get_model, parse_model_args
-    from ..predict import PredictError, check_model_config, load_split, predict_data_parallel
 
     rank = current_rank()  # a bad launcher environment fails before the model loads
     if Path(args.out).is_dir():  # before a model that may take minutes to load

@@ -23,15 +23,7 @@ from typing import Any
 from ..distributed import rank_device
 from .base import ModelError, load_problem
 from .clips import ClipLoader, source_key
-from .omni_prefix import PrefixCache, encode_prefix, shared_inputs, split_after_clip
-from .omni_processing import (
-    MODEL_KWARGS,
-    QWEN_OMNI_SYSTEM_PROMPT,
-    build_inputs,
-    chat_text,
-    load_processor,
-    make_conversation,
-)
+from .tiny import tiny_model_dir
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +85,12 @@ class QwenOmniModel:
                  local_files_only: bool = False, share_prefix: bool = True):
         import torch
 
+        # Lazy: omni_processing (and omni_prefix, which builds on it) import transformers at their top
+        # (25.5 s here: python -X importtime -c "import harmonyset_hf.models.omni_processing"); the
+        # registry and `train` import this module first.
+        from .omni_prefix import PrefixCache
+        from .omni_processing import QWEN_OMNI_SYSTEM_PROMPT, load_processor
+
         frames = 16 if frames is None else int(frames)
         if frames < 2:
             raise ModelError(f"frames must be at least 2 (Qwen2.5-Omni pairs frames), not {frames}")
@@ -125,7 +123,7 @@ class QwenOmniModel:
             else:
                 raise ModelError(f"adapter {adapter!r} is neither a peft adapter (adapter_config.json) "
                                  "nor merged weights (config.json)")
-            if _has(adapter_dir, "tokenizer_config.json"):  # train.py saves the processor beside the weights
+            if _has(adapter_dir, "tokenizer_config.json"):  # train/loop.py saves the processor beside the weights
                 processor_from = str(adapter_dir)
         torch.manual_seed(self.seed)
         self.model = load_thinker(weights, dtype=self.dtype, attn_implementation=attn_implementation, **hub)
@@ -183,6 +181,9 @@ class QwenOmniModel:
     def generation_inputs(self, clips: list[Any], prompts: list[str],
                           keys: list[Any] | None = None) -> list[tuple[list[int], dict[str, Any]]]:
         """``(row indices, generate kwargs)`` groups: shared-prefix rows in one, rows run whole in another."""
+        from .omni_prefix import PrefixCache, shared_inputs, split_after_clip  # lazy: see __init__
+        from .omni_processing import chat_text, make_conversation
+
         if len(clips) != len(prompts):
             raise ModelError(f"{len(clips)} clips but {len(prompts)} prompts")
         whole: list[int] = list(range(len(clips)))
@@ -203,7 +204,9 @@ class QwenOmniModel:
             groups.append((whole, self._whole_inputs([clips[i] for i in whole], [prompts[i] for i in whole])))
         return groups
 
-    def _prefix(self, store: PrefixCache, clip: Any, prefix_text: str, key: Any) -> Any:
+    def _prefix(self, store: Any, clip: Any, prefix_text: str, key: Any) -> Any:
+        from .omni_prefix import encode_prefix  # lazy: see __init__
+
         return store.get((key, prefix_text), lambda: encode_prefix(
             self.model, self.processor, clip, prefix_text, self.device, self.dtype))
 
@@ -212,6 +215,8 @@ class QwenOmniModel:
         return tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
 
     def _whole_inputs(self, clips: list[Any], prompts: list[str]) -> dict[str, Any]:
+        from .omni_processing import MODEL_KWARGS, build_inputs, make_conversation  # lazy: see __init__
+
         conversations = [make_conversation(p, system=self.system) for p in prompts]
         inputs = build_inputs(self.processor, clips, conversations, add_generation_prompt=True, padding_side="left")
         # Only the pixels and mel features take the model dtype: video_second_per_grid stays fp32
@@ -252,8 +257,6 @@ class TinyOmniModel(QwenOmniModel):
         super().__init__(path=path, max_new_tokens=max_new_tokens, **kwargs)
 
     def _default_path(self, path: str | None, seed: int) -> str:
-        from .tiny import tiny_model_dir
-
         return str(tiny_model_dir(path))  # weights seeded 0 always; `seed` is the generation seed
 
     def _describe_name(self, path: str, adapter: str | None) -> str:
