@@ -154,7 +154,7 @@ def main() -> None:
                           + (f", peak CUDA {cuda:.0f} MiB" if cuda else ""), flush=True)
         by = {key: sorted(results, key=lambda r: r["qps"])[len(results) // 2] for key, results in runs.items()}
         same = {r["out"].read_bytes() for results in runs.values() for r in results}
-        print(f"median of {args.repeats} run(s) per setting:" if args.repeats > 1 else "")
+        print(f"median of {args.repeats} runs per setting:" if args.repeats > 1 else "per setting:")
         for (share, n), r in by.items():
             print(f"  share_prefix={share:3s} processes={n}: {r['qps']:.2f} questions/s")
         print(f"model {args.model} {args.model_args}, device {args.device or 'default'}, data {args.data}, "
