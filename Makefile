@@ -17,7 +17,7 @@ LOCK_TARGET := --python-version 3.11 --python-platform x86_64-manylinux_2_28
 # give PyTorch's CPU index, e.g. `make lock TORCH_SOURCE="--extra-index-url <cpu index url>"`.
 TORCH_SOURCE ?= $(if $(wildcard /opt/wheels),--find-links /opt/wheels)
 
-.PHONY: all setup ffmpeg test test-clean-room demo lint lock check-latest dist clean
+.PHONY: all setup ffmpeg fluidsynth test test-clean-room demo lint lock check-latest dist clean
 
 all: test
 
@@ -35,10 +35,14 @@ $(STAMP): setup.py $(LOCK)
 	-$(PIP) uninstall -y -q torchvision timm
 	@touch $(STAMP)
 
-setup: $(STAMP) ffmpeg
+setup: $(STAMP) ffmpeg fluidsynth
 
 ffmpeg:
 	@bash scripts/ensure_ffmpeg.sh
+
+# FluidSynth and a General MIDI soundfont render the sync evaluation's music (docs/sync.md).
+fluidsynth:
+	@bash scripts/ensure_fluidsynth.sh
 
 # Every test, then the clean-room check of the wheel (built, installed into a new venv with the
 # lock, used from a folder outside the checkout).

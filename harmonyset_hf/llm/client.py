@@ -84,6 +84,8 @@ class ChatResult:
     finish_reason: str | None = None
     usage: dict[str, int] = field(default_factory=dict)
     attempts: int = 0
+    served_model: str | None = None  # the model name the API says answered (a dated snapshot for an alias)
+    system_fingerprint: str | None = None  # the backend configuration the API reports, when it does
 
     @property
     def ok(self) -> bool:
@@ -397,7 +399,8 @@ class LLMClient:
         entry = {
             "key": key, "v": CACHE_VERSION, "model": model, "params": request.params, "metadata": request.metadata,
             "messages": _digest_media(request.messages), "text": result.text, "finish_reason": result.finish_reason,
-            "usage": result.usage, "created": time.time(),
+            "usage": result.usage, "created": time.time(), "served_model": result.served_model,
+            "system_fingerprint": result.system_fingerprint,
         }
         path = self.cache_path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -446,7 +449,8 @@ class LLMClient:
             first = await asyncio.shield(self._inflight[key])
             with self._lock:
                 self.usage.cache_hits += first.ok
-            return ChatResult(first.text, key, True, first.error, first.finish_reason, {}, 0)
+            return ChatResult(first.text, key, True, first.error, first.finish_reason, {}, 0, first.served_model,
+                              first.system_fingerprint)
         fut: asyncio.Future = asyncio.get_running_loop().create_future()
         self._inflight[key] = fut  # registered before any await, so duplicates always find it
         try:
@@ -455,7 +459,8 @@ class LLMClient:
                 with self._lock:
                     self.usage.cache_hits += 1
                 result = ChatResult(entry["text"], key, True, None, entry.get("finish_reason"),
-                                    entry.get("usage") or {}, 0)
+                                    entry.get("usage") or {}, 0, entry.get("served_model"),
+                                    entry.get("system_fingerprint"))
             else:
                 async with sem:
                     result = await self._call_with_retries(model, key, req)
@@ -516,7 +521,8 @@ class LLMClient:
                 self.usage.calls += 1
                 self.usage.prompt_tokens += usage["prompt_tokens"]
                 self.usage.completion_tokens += usage["completion_tokens"]
-            return ChatResult(text, key, False, None, getattr(choice, "finish_reason", None), usage, attempt)
+            return ChatResult(text, key, False, None, getattr(choice, "finish_reason", None), usage, attempt,
+                              getattr(resp, "model", None) or None, getattr(resp, "system_fingerprint", None) or None)
         return ChatResult(None, key, error=last or "no attempt made", attempts=self.max_attempts)  # pragma: no cover
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:

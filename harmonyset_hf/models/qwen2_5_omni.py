@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..distributed import rank_device
-from .base import ModelError, load_problem
+from .base import ModelError, Reply, load_problem
 from .clips import ClipLoader, source_key
 from .tiny import tiny_model_dir
 
@@ -29,6 +29,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CHECKPOINT = "Qwen/Qwen2.5-Omni-7B"
 FRAME_CHOICES = (16, 32, 64)
+# HarmonySet annotations average 352.65 words (about 470 tokens) and run well past that: 512 new tokens
+# would cut long OE answers, so the default leaves room for twice the mean (MC replies stop far earlier).
+DEFAULT_MAX_NEW_TOKENS = 1024
 # Whole prompts (clip + question) per generate call when batch_size is not given: each runs the
 # encoders. With a shared prefix a row costs only its question and a copy of the prefix's cache,
 # so every row of the call decodes together (the caller's batch, e.g. predict's --batch-size).
@@ -79,7 +82,7 @@ class QwenOmniModel:
 
     def __init__(self, path: str | None = DEFAULT_CHECKPOINT, adapter: str | None = None, frames: int | None = 16,
                  seed: int = 0, max_pixels: int | None = None, min_pixels: int | None = None, dtype: str = "auto",
-                 device: str | None = None, batch_size: int | None = None, max_new_tokens: int = 512,
+                 device: str | None = None, batch_size: int | None = None, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
                  do_sample: bool = False, temperature: float = 1.0, top_p: float = 1.0, system: str | None = None,
                  attn_implementation: str | None = None, media_backend: str = "pyav", name: str | None = None,
                  local_files_only: bool = False, share_prefix: bool = True):
@@ -245,7 +248,14 @@ class QwenOmniModel:
             out = self.model.generate(**inputs, **self.generation_options())
         new_tokens = out[:, inputs["input_ids"].shape[1]:]
         texts = self.processor.batch_decode(new_tokens, skip_special_tokens=True, clean_up_tokenization_spaces=False)
-        return [t.strip() for t in texts]
+        # A row that never produced an end token ran into max_new_tokens: its answer may be cut short.
+        ends = self.processor.tokenizer.eos_token_id
+        ends = [e for e in (ends if isinstance(ends, (list, tuple)) else [ends]) if e is not None]
+        if not ends:  # no end token known: whether a reply was cut cannot be told
+            return [Reply(t.strip()) for t in texts]
+        finished = torch.isin(new_tokens, torch.tensor(ends, device=new_tokens.device)).any(dim=1).tolist()
+        return [Reply(t.strip(), truncated=not done and new_tokens.shape[1] >= self.max_new_tokens)
+                for t, done in zip(texts, finished)]
 
 
 class TinyOmniModel(QwenOmniModel):

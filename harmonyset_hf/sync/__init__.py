@@ -1,9 +1,6 @@
 """Signal-level sync (visual cuts vs musical changes), its evaluation against the human codes, the swap pairs."""
 
 from .analysis import (
-    CLIP,
-    DECIDING,
-    GROUPS,
     Cut,
     KeyPoint,
     Match,
@@ -13,33 +10,32 @@ from .analysis import (
     SyncParams,
     align,
     analyze,
-    change_curve,
     code_for,
     credit,
     detect_cuts,
     detect_music,
     match_events,
-    novelty_curves,
 )
+from .novelty import DECIDING, GROUPS, SCALE, novelty_curves, strength
 
 __all__ = [
-    "CLIP",
     "Cut",
     "DECIDING",
     "GROUPS",
     "KeyPoint",
     "Match",
     "MusicChange",
+    "SCALE",
     "SyncAnalysis",
     "SyncError",
     "SyncParams",
     "align",
     "analyze",
-    "change_curve",
     "code_for",
     "credit",
     "detect_cuts",
     "detect_music",
     "match_events",
     "novelty_curves",
+    "strength",
 ]

@@ -6,10 +6,10 @@ strongly) or C (no musical change there). This module measures the same thing on
 
 * **cuts** -- hard cuts and gradual transitions, from small frames (a colour-histogram plus pixel
   difference between consecutive frames, against a local adaptive threshold);
-* **music** -- onsets and beats (librosa), and *musical changes*: peaks of a change curve that compares
-  the second before each instant with the second after it in level (dB), rhythm (autocorrelation
-  of the onset strength) and accent (an onset far above the usual ones), see :func:`change_curve`;
-  each change also reports how much timbre (spectral shape) and harmony (chroma) moved there;
+* **music** -- onsets and beats (librosa), and *musical changes*: peaks of a change strength that compares
+  the stretch before each instant with the one after it in loudness, drums, attacks, timbre (MFCC),
+  harmony (diatonic collection) and rhythm, each in units of its usual movement inside a section
+  (:mod:`.novelty`); each change reports every group's value there;
 * **alignment** -- cuts matched one-to-one to changes within ``tol_b`` (the offset of each pair),
   a predicted code per key timestamp (nearest change within ``tol_a`` -> A, within ``tol_b`` -> B,
   else C) and a score in [0, 1] (see :func:`credit`).
@@ -18,7 +18,6 @@ strongly) or C (no musical change there). This module measures the same thing on
 from __future__ import annotations
 
 import time
-import warnings
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -26,6 +25,7 @@ import numpy as np
 
 from ..errors import HarmonySetError
 from ..media import load_frames_at_fps
+from .novelty import GROUPS, SCALE, novelty_curves, refine_tempo_change, strength
 
 
 class SyncError(HarmonySetError, ValueError):
@@ -34,7 +34,7 @@ class SyncError(HarmonySetError, ValueError):
 
 @dataclass(frozen=True)
 class SyncParams:
-    """Every knob of the analysis; the defaults were tuned on HarmonySet-mini (see README `sync`)."""
+    """Every knob of the analysis; change bars chosen on the General MIDI set's tune half (docs/sync.md)."""
 
     fps: float = 15.0            # frames analysed per second (all frames when the video has fewer)
     max_side: int = 64           # frames are shrunk to this longer side before differencing
@@ -45,10 +45,8 @@ class SyncParams:
     min_shot: float = 0.4        # two cuts closer than this are one
     sample_rate: int = 22050
     hop: int = 512               # audio hop (23 ms)
-    kernel_seconds: float = 1.0  # length of each of the two windows compared at every hop
-    change_threshold: float = 0.8  # minimum change curve (see change_curve) of a musical change
-    min_change_gap: float = 1.0  # two changes closer than this are one
-    snap_seconds: float = 0.0    # > 0: a change snaps to the strongest onset this close (off: it was less exact)
+    change_threshold: float = 1.0  # minimum change strength (novelty.strength, 1 = each group's bar)
+    min_change_gap: float = 2.5  # the strongest change within this many seconds stands for all of them
     tol_a: float = 0.35          # |cut - change| <= tol_a -> code A
     tol_b: float = 1.8           # ... <= tol_b -> code B, else C
     beat_tolerance: float = 0.1  # a cut "on the beat" is this close to one
@@ -73,9 +71,8 @@ class MusicChange:
 
     @property
     def kind(self) -> str:
-        """The deciding group that moved most, in units of a clear change (loudness, rhythm or accent)."""
-        scaled = {g: self.groups[g] * w for g, w in DECIDING.items() if g in self.groups}
-        return max(scaled, key=scaled.get) if scaled else "change"
+        """The group that moved most, in units of its typical movement inside a section (see sync.novelty)."""
+        return max(self.groups, key=self.groups.get) if self.groups else "change"
 
 
 @dataclass
@@ -262,89 +259,6 @@ def detect_cuts(frames: np.ndarray, times: np.ndarray, frame_dt: float, params: 
 # --------------------------------------------------------------------------------------------
 # Music
 # --------------------------------------------------------------------------------------------
-GROUPS = ("loudness", "rhythm", "accent", "timbre", "harmony")
-# The groups that decide whether a change happened, and the step of each that counts as a clear change
-# (1 unit): 6 dB of level, half the range of rhythm dissimilarity, a hit 4x the typical onset before it. Timbre
-# and harmony are reported per change but do not decide: with chords moving every bar, window-mean chroma
-# and spectral shape move as much inside a section as across a section boundary.
-DECIDING = {"loudness": 1.0 / 6.0, "rhythm": 2.0, "accent": 0.5}
-CLIP = {"loudness": 3.0, "rhythm": 1.5, "accent": 1.5}
-
-
-def _sides(x: np.ndarray, half: int) -> tuple[np.ndarray, np.ndarray]:
-    """Means of ``x`` (d, n) over the ``half`` frames before and after each frame (cut at the ends)."""
-    n = x.shape[-1]
-    c = np.concatenate([np.zeros((x.shape[0], 1)), np.cumsum(x, axis=1)], axis=1)
-    t = np.arange(n)
-    lo, hi = np.clip(t - half, 0, n), np.clip(t + half, 0, n)
-    return (c[:, t] - c[:, lo]) / np.maximum(1, t - lo), (c[:, hi] - c[:, t]) / np.maximum(1, hi - t)
-
-
-def _autocorr_sides(env: np.ndarray, half: int) -> tuple[np.ndarray, np.ndarray]:
-    """Centred, unit-norm autocorrelations (lags 4..~1.6 s) of the onset envelope before and after each frame."""
-    from numpy.lib.stride_tricks import sliding_window_view
-
-    n = len(env)
-    e = np.pad(env - np.median(env), (half, half))
-    win = sliding_window_view(e, half)  # win[t] is the window before frame t, win[t + half] the one after
-    spec = np.fft.rfft(win, 2 * half, axis=1)
-    ac = np.fft.irfft(np.abs(spec) ** 2, axis=1)[:, 4:max(6, min(half - 4, 70))]
-    ac = ac - ac.mean(axis=1, keepdims=True)
-    ac /= np.linalg.norm(ac, axis=1, keepdims=True) + 1e-9
-    return ac[:n], ac[half:half + n]
-
-
-def novelty_curves(y: np.ndarray, sr: int, hop: int, half: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Per-group change curves (two adjacent windows of ``half`` hops compared at every hop) and the onset envelope.
-
-    loudness: |difference of mean level (dB)|; rhythm: (1 - cosine of the onset autocorrelations) / 2;
-    accent: log2 of the onset strength over the median onset peak of the window before;
-    timbre: RMS difference (dB) of the spectral shape in 8 bands; harmony: 1 - cosine of mean chroma.
-    """
-    import librosa
-    from numpy.lib.stride_tricks import sliding_window_view
-
-    power = np.abs(librosa.stft(y, n_fft=2048, hop_length=hop)) ** 2
-    mel = librosa.feature.melspectrogram(S=power, sr=sr, n_mels=40, fmin=40.0)
-    env = librosa.onset.onset_strength(S=librosa.power_to_db(mel), sr=sr, hop_length=hop)
-    chroma = librosa.feature.chroma_stft(S=power, sr=sr, hop_length=hop)
-    n = env.shape[0]
-    curves: dict[str, np.ndarray] = {}
-    level = 10 * np.log10(power.sum(axis=0, keepdims=True) + 1e-10)  # mean of dB: a crash does not dominate
-    b, a = _sides(level, half)
-    curves["loudness"] = np.abs(a - b)[0]
-    ab, aa = _autocorr_sides(env, half)
-    curves["rhythm"] = (1 - (ab * aa).sum(axis=1)) / 2
-    # The typical onset of the second before (the median height of its onset peaks, up to 3 hops back):
-    # a hit is an accent when it stands out from the onsets that came before it, dense or sparse.
-    peak = np.maximum(env, np.maximum(np.r_[env[1:], 0], np.r_[0, env[:-1]]))
-    heights = np.where((env >= peak) & (env > 0.1 * env.max()), env, np.nan)  # onset peaks, not the noise floor
-    windows = sliding_window_view(np.pad(heights, (half, 0), constant_values=np.nan), half - 2)[:n]
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # a window without any onset peak: no reference
-        ref = np.nan_to_num(np.nanmedian(windows, axis=1), nan=np.inf) + 1e-6
-    curves["accent"] = np.log2(np.maximum(peak / ref, 1.0))
-    b, a = _sides(mel, half)
-    bands = [10 * np.log10(x.reshape(8, 5, -1).sum(axis=1) + 1e-10) for x in (b, a)]
-    bands = [np.maximum(x, x.max(axis=0) - 40) for x in bands]
-    bands = [x - x.mean(axis=0) for x in bands]
-    curves["timbre"] = np.sqrt(((bands[1] - bands[0]) ** 2).mean(axis=0))
-    b, a = _sides(chroma, half)
-    b, a = b / (np.linalg.norm(b, axis=0) + 1e-9), a / (np.linalg.norm(a, axis=0) + 1e-9)
-    curves["harmony"] = 1 - (b * a).sum(axis=0)
-    t = np.arange(n)
-    # Full windows on both sides only: a truncated window (the clip's first/last second, an encoder's
-    # silent padding) makes level and rhythm differ for no musical reason.
-    margin = half + half // 4  # and a quarter window more: the onset envelope is unsettled where the audio starts
-    inside = (t >= margin) & (n - t >= margin)
-    return {g: curves[g][:n] * inside for g in GROUPS}, env
-
-
-def change_curve(curves: dict[str, np.ndarray]) -> np.ndarray:
-    """The deciding novelty: mean over loudness, rhythm and accent of each in units of a clear change (clipped)."""
-    return np.mean([np.clip(curves[g] * w, 0, CLIP[g]) for g, w in DECIDING.items()], axis=0)
-
-
 def detect_music(audio: np.ndarray, sample_rate: int, params: SyncParams = SyncParams(), start: float = 0.0
                  ) -> tuple[list[MusicChange], list[float], list[float], float]:
     """Musical changes, onsets, beats and tempo (BPM) of mono ``audio`` that starts at time ``start``."""
@@ -353,19 +267,18 @@ def detect_music(audio: np.ndarray, sample_rate: int, params: SyncParams = SyncP
 
     y = audio.astype(np.float32)
     hop, rate = params.hop, sample_rate / params.hop
-    curves, env = novelty_curves(y, sample_rate, hop, max(8, int(round(params.kernel_seconds * rate))))
+    curves, full, env = novelty_curves(y, sample_rate, hop)
     onsets = librosa.onset.onset_detect(onset_envelope=env, sr=sample_rate, hop_length=hop, units="time")
     tempo, beats = librosa.beat.beat_track(onset_envelope=env, sr=sample_rate, hop_length=hop, units="time")
-    total = change_curve(curves)
+    total = strength(curves, full)
     peaks, _ = find_peaks(total, height=params.change_threshold, distance=max(1, int(params.min_change_gap * rate)))
     changes = []
     for p in peaks:
-        t = p / rate
-        near = onsets[np.abs(onsets - t) <= params.snap_seconds] if params.snap_seconds > 0 else onsets[:0]
-        if near.size:  # the strongest onset close by marks the exact moment
-            frames = np.round(near * rate).astype(int).clip(0, len(env) - 1)
-            t = float(near[np.argmax(env[frames])])
-        changes.append(MusicChange(start + t, float(total[p]), {g: float(curves[g][p]) for g in GROUPS}))
+        groups = {g: float(curves[g][p] / SCALE[g]) for g in GROUPS}
+        frame = p
+        if full[p] and max(groups, key=groups.get) == "rhythm":  # rhythm novelty peaks off a tempo change
+            frame = refine_tempo_change(env, p, rate)
+        changes.append(MusicChange(float(start + frame / rate), float(total[p]), groups))
     return (changes, [start + float(t) for t in onsets], [start + float(t) for t in beats],
             float(np.atleast_1d(tempo)[0]))
 

@@ -1,0 +1,177 @@
+"""How well :func:`harmonyset_hf.sync.analyze` finds the changes of the General MIDI set (:mod:`.music`).
+
+Per clip, the rendered mp4 is analysed with the planned cut times as key timestamps. A planted change is
+found when a detected change lies within ``tol`` (0.35 s) of it, each detection matched once; recall is
+per change kind, precision over all detections of a half (controls included: whatever is found there is
+a false change). The A/B/C code of each planted cut is compared with its truth (A on a change, B
+0.75-1.45 s from one, C more than 2.5 s from every change or on a control moment).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .analysis import SyncParams, analyze, match_events
+from .music import CHANGE_KINDS, CONTROL_KINDS, plan_set, render_clip
+from .novelty import DECIDING, EDGE_FACTOR, GROUPS, novelty_curves
+
+
+def score_clip(plan: dict[str, Any], video: str | os.PathLike, params: SyncParams | None = None,
+               tol: float = 0.35) -> dict[str, Any]:
+    """One clip's detected changes matched to its planted ones, and the codes of its planted cuts."""
+    key_times = [c["time"] for c in plan["cuts"]]
+    a = analyze(video, key_times=key_times, params=params)
+    found = [c.time for c in a.music_changes]
+    planted = [c["time"] for c in plan["changes"]]
+    pairs = match_events(planted, found, tol)
+    hit = {p for p, _ in pairs}
+    return {"id": plan["id"], "kind": plan["kind"], "detected": [round(t, 3) for t in found],
+            "changes": [{"time": c["time"], "kind": c["kind"], "found": c["time"] in hit} for c in plan["changes"]],
+            "false": len(found) - len(pairs),
+            "cuts": [{"time": c["time"], "truth": c["code"], "code": code} for c, code in zip(plan["cuts"], a.codes)]}
+
+
+def summarize_clips(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """Recall per change kind, precision, code accuracy (all cuts, per truth code) and controls coded C."""
+    per_kind: dict[str, list[bool]] = defaultdict(list)
+    n_found = n_false = 0
+    codes: dict[str, list[bool]] = defaultdict(list)
+    controls: dict[str, list[bool]] = defaultdict(list)
+    false_by_clip_kind: dict[str, int] = defaultdict(int)
+    for it in items:
+        for c in it["changes"]:
+            per_kind[c["kind"]].append(c["found"])
+        n_found += len(it["detected"])
+        n_false += it["false"]
+        clip_kind = it["kind"] if it["kind"] in CONTROL_KINDS else "change"
+        false_by_clip_kind[clip_kind] += it["false"]
+        for c in it["cuts"]:
+            codes[c["truth"]].append(c["code"] == c["truth"])
+            if it["kind"] in CONTROL_KINDS:
+                controls[it["kind"]].append(c["code"] == "C")
+    all_codes = [ok for v in codes.values() for ok in v]
+    return {
+        "clips": len(items),
+        "recall": {k: float(np.mean(per_kind[k])) for k in CHANGE_KINDS if per_kind[k]},
+        "n_changes": {k: len(per_kind[k]) for k in CHANGE_KINDS if per_kind[k]},
+        "precision": (n_found - n_false) / n_found if n_found else None,
+        "detections": n_found, "false_detections": n_false, "false_by_clip_kind": dict(false_by_clip_kind),
+        "code_accuracy": float(np.mean(all_codes)) if all_codes else None,
+        "code_accuracy_by_truth": {k: float(np.mean(v)) for k, v in sorted(codes.items())},
+        "controls_coded_c": {k: float(np.mean(v)) for k, v in controls.items()},
+    }
+
+
+def evaluate_half(half: str, cache_dir: str | os.PathLike, params: SyncParams | None = None,
+                  limit: int | None = None, progress: bool = True) -> dict[str, Any]:
+    """Render (or reuse from ``cache_dir``) every clip of ``half``, analyse it, and summarise."""
+    from tqdm.auto import tqdm
+
+    plans = plan_set(half)[:limit]
+    items = []
+    for plan in tqdm(plans, desc=f"sync-music {half}", unit="clip", disable=not progress):
+        clip = render_clip(plan, Path(cache_dir) / half)
+        items.append(score_clip(plan, clip["video"], params))
+    return {"half": half, **summarize_clips(items), "items": items}
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    """A markdown table: recall per kind, precision, code accuracy and controls coded C, one column per half."""
+    head = "| | " + " | ".join(r["half"] for r in results) + " |\n|---|" + "---|" * len(results) + "\n"
+    rows = []
+    for k in CHANGE_KINDS:
+        rows.append(f"| recall {k} | " + " | ".join(
+            f"{r['recall'].get(k, float('nan')):.2f} ({r['n_changes'].get(k, 0)})" for r in results) + " |")
+
+    def fmt(x: float | None) -> str:
+        return "n/a" if x is None else f"{x:.2f}"
+
+    found = (f"{fmt(r['precision'])} ({r['detections']} found)" for r in results)
+    rows.append("| precision | " + " | ".join(found) + " |")
+    rows.append("| code accuracy A/B/C | " + " | ".join(fmt(r["code_accuracy"]) for r in results) + " |")
+    for code in "ABC":
+        rows.append(f"| accuracy, truth {code} | " + " | ".join(fmt(r["code_accuracy_by_truth"].get(code))
+                                                               for r in results) + " |")
+    for k in CONTROL_KINDS:
+        rows.append(f"| control {k} coded C | " + " | ".join(fmt(r["controls_coded_c"].get(k)) for r in results) + " |")
+    return head + "\n".join(rows) + "\n"
+
+
+# --------------------------------------------------------------------------------------------
+# Choosing the detector's thresholds (on the tune half only)
+# --------------------------------------------------------------------------------------------
+FACTORS = (0.8, 0.9, 1.0, 1.1, 1.2, 1.35, 1.5, 1.75, 2.0, 2.5, 3.0, 4.0)
+
+
+def _detections(curves: dict[str, np.ndarray], full: np.ndarray, bars: dict[str, float], rate: float) -> np.ndarray:
+    """Change times as :func:`harmonyset_hf.sync.detect_music` finds them, for given per-group bars."""
+    from scipy.signal import find_peaks
+
+
+    total = np.where(full, np.max([curves[g] / bars[g] for g in bars], axis=0),
+                     curves["loudness"] / bars["loudness"] / EDGE_FACTOR)
+    peaks, _ = find_peaks(total, height=SyncParams().change_threshold,
+                          distance=max(1, int(SyncParams().min_change_gap * rate)))
+    return peaks / rate
+
+
+def _tune_score(clips: list[tuple[dict, dict, np.ndarray]], bars: dict[str, float], rate: float, tol: float
+                ) -> tuple[float, dict[str, float], float]:
+    """worst-kind recall + mean recall + 1.5 x precision, with the recall per kind and the precision."""
+    per: dict[str, list[bool]] = defaultdict(list)
+    found = false = 0
+    for plan, curves, full in clips:
+        det = _detections(curves, full, bars, rate)
+        pairs = match_events([c["time"] for c in plan["changes"]], list(det), tol)
+        hit = {p for p, _ in pairs}
+        for c in plan["changes"]:
+            per[c["kind"]].append(c["time"] in hit)
+        found += len(det)
+        false += len(det) - len(pairs)
+    recall = {k: float(np.mean(v)) for k, v in per.items()}
+    precision = 1 - false / found if found else 0.0
+    return min(recall.values()) + float(np.mean(list(recall.values()))) + 1.5 * precision, recall, precision
+
+
+def choose_thresholds(cache_dir: str | os.PathLike, tol: float = 0.35, rounds: int = 3, progress: bool = True
+                      ) -> dict[str, Any]:
+    """Per-group bars for :data:`harmonyset_hf.sync.novelty.SCALE`, from the tune half only.
+
+    A group's base is the 98th percentile of its curve's peaks more than 1.5 s from any planted change (its
+    usual height inside a section); each base is then scaled by a factor from :data:`FACTORS` (or the group
+    is left out) by coordinate search for the best worst-kind recall + mean recall + 1.5 x precision.
+    """
+    from scipy.signal import find_peaks
+    from tqdm.auto import tqdm
+
+
+    p = SyncParams()
+    rate = p.sample_rate / p.hop
+    clips = []
+    for plan in tqdm(plan_set("tune"), desc="sync-music tune curves", unit="clip", disable=not progress):
+        audio = np.load(render_clip(plan, Path(cache_dir) / "tune", video=False)["audio"])
+        curves, full, _ = novelty_curves(audio, p.sample_rate, p.hop)
+        clips.append((plan, curves, full))
+    base = {}
+    for g in GROUPS:
+        heights = []
+        for plan, curves, full in clips:
+            peaks, _ = find_peaks(curves[g], distance=max(1, int(0.7 * rate)))
+            heights += [curves[g][k] for k in peaks if full[k] and
+                        all(abs(k / rate - c["time"]) > 1.5 for c in plan["changes"])]
+        base[g] = float(np.percentile(heights, 98))
+    factors = dict.fromkeys(GROUPS, 1.0)  # a reported-only group keeps its base: it then reads as "x usual"
+    for _ in range(rounds):
+        for g in DECIDING:
+            options = [*FACTORS, np.inf]
+            scores = [_tune_score(clips, {h: base[h] * (f if h == g else factors[h]) for h in DECIDING}, rate, tol)[0]
+                      for f in options]
+            factors[g] = options[int(np.argmax(scores))]
+    bars = {g: base[g] * factors[g] for g in GROUPS}
+    _, recall, precision = _tune_score(clips, {g: bars[g] for g in DECIDING}, rate, tol)
+    return {"base": base, "factors": factors, "scale": bars, "recall": recall, "precision": precision}

