@@ -32,8 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from . import schema
+from .build_out import check_output_folder, clean_stale_temps, has_marker, temp_folder, write_marker
 from .errors import HarmonySetError
-from .io import atomic_write_json, package_versions
+from .io import atomic_write_json, mask_secrets, package_versions
 from .release import ReleaseReader, iter_release
 
 log = logging.getLogger(__name__)
@@ -217,10 +218,17 @@ def build_hub(release_dir: str | os.PathLike, videos_dir: str | os.PathLike | No
                        "(videos_dir= / annotations_only=True in Python)")
     if videos_dir is not None and not annotations_only and not Path(videos_dir).is_dir():
         raise HubError(f"videos folder {videos_dir} does not exist")
-    out = Path(out_dir)
-    tmp = out.parent / f".{out.name}.building-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
+    # One rule for every output: replace only an earlier build, never an input or the current folder.
+    out = check_output_folder(out_dir, {"release": release_dir,
+                                        "videos": None if annotations_only else videos_dir})
+    clean_stale_temps(out)
+    tmp = temp_folder(out, "building")
+    if os.path.lexists(tmp):  # an earlier build in this process (or a reused pid): only a marked one is ours
+        if not has_marker(tmp):
+            raise HubError(f"{tmp} exists and is not a build's temp folder (no marker); remove it yourself")
+        shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
+    write_marker(tmp)  # first, so that a build killed from here on leaves a folder the next build may clean
     started = time.perf_counter()
     reader = ReleaseReader(None if annotations_only else videos_dir, field_map=field_map, strict=strict,
                            check_videos=not annotations_only)
@@ -269,7 +277,7 @@ def build_hub(release_dir: str | os.PathLike, videos_dir: str | os.PathLike | No
 
 def _swap_into_place(tmp: Path, out: Path) -> None:
     """Replace ``out`` by the finished build with renames, so readers never see a half-built folder."""
-    old = out.parent / f".{out.name}.old-{os.getpid()}"
+    old = temp_folder(out, "old")
     if out.exists():
         os.rename(out, old)
     os.rename(tmp, out)
@@ -326,9 +334,8 @@ def local_cache_dir(data: str | os.PathLike) -> str | None:
 # Push and export
 # --------------------------------------------------------------------------------------------
 def redact(text: str, token: str | None) -> str:
-    """``text`` with the token (and anything shaped like a Hugging Face token) masked."""
-    if token:
-        text = text.replace(token, "***")
+    """``text`` with the token, the process's secrets (with or without prefix) and HF-token shapes masked."""
+    text = mask_secrets(text, (token,) if token else ())
     return re.sub(r"hf_[A-Za-z0-9]{8,}", "hf_***", text)
 
 
