@@ -30,7 +30,7 @@ from .. import schema
 from ..errors import ConfigError, HarmonySetError
 from ..io import append_jsonl, read_jsonl
 from ..llm import ChatRequest, LLMClient
-from ..release import iter_json_items
+from ..release import ReleaseError, iter_json_items
 from ..release_fields import (
     Skip,
     VideoResolver,
@@ -81,7 +81,7 @@ def read_metadata_files(paths: Sequence[str | os.PathLike]) -> dict[str, dict[st
         require_file(path, "metadata: a release JSON or JSON Lines file")
         try:
             _read_metadata_file(path, out)
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        except (json.JSONDecodeError, UnicodeDecodeError, ReleaseError) as err:  # the reader's own errors name the spot
             raise DescribeError(f"{path}: not a JSON / JSON Lines metadata file ({err})") from None
     return out
 
