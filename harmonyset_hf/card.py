@@ -1,8 +1,9 @@
 """The dataset card of a Hub folder: statistics, figures like the paper's Figure 2, and README.md.
 
-The README is rendered from ``dataset_card.md`` (a ``string.Template`` at the repository root:
-YAML header with license, task categories and the ``configs:`` block, then the text and the
-citation). Statistics are computed from the Hub folder's parquet files, never typed in.
+The README is rendered from ``templates/dataset_card.md`` (a ``string.Template`` shipped inside the
+package and read with ``importlib.resources``, so an installed wheel renders it too: YAML header
+with license, task categories and the ``configs:`` block, then the text and the citation).
+Statistics are computed from the Hub folder's parquet files, never typed in.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import json
 import os
 import string
 from collections import Counter
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,7 @@ from . import schema
 from .errors import HarmonySetError
 from .io import atomic_write_text
 
-TEMPLATE = Path(__file__).resolve().parents[1] / "dataset_card.md"
+TEMPLATE = resources.files(__package__) / "templates" / "dataset_card.md"
 DURATION_BINS = (0, 10, 20, 30, 40, 50, 60, 70)
 WORD_BINS = (0, 100, 200, 300, 400, 500, 600, 800, 1000)
 
@@ -182,7 +184,7 @@ def render_card(hub_dir: str | os.PathLike, report: dict | None = None,
     from .hub import configs_yaml
 
     hub = Path(hub_dir)
-    template = Path(template or TEMPLATE)
+    template = Path(template) if template else TEMPLATE
     if not template.is_file():
         raise CardError(f"card template {template} not found")
     if report is None and (hub / "build_report.json").is_file():

@@ -24,6 +24,13 @@ if "HARMONYSET_TEST_KEEP_CACHE" not in os.environ:
     os.environ["HF_DATASETS_CACHE"] = tempfile.mkdtemp(prefix="harmonyset-test-datasets-")
     atexit.register(shutil.rmtree, os.environ["HF_DATASETS_CACHE"], ignore_errors=True)
 
+# numba (under librosa) caches compiled code beside librosa's sources by default; processes that
+# compile the same functions at once corrupt that cache, and later runs then segfault in librosa's
+# chroma (seen with numba 0.68.1 when test sessions ran side by side). A cache of this session only.
+if "NUMBA_CACHE_DIR" not in os.environ:
+    os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix="harmonyset-test-numba-")
+    atexit.register(shutil.rmtree, os.environ["NUMBA_CACHE_DIR"], ignore_errors=True)
+
 MINI_N = 24
 
 

@@ -23,7 +23,7 @@ def register(cli) -> None:
 
     p = cli.command("card", help="compute statistics and figures and render the Hub folder's README.md", run=_card)
     p.add_argument("--hub", required=True, help="a folder made by `harmonyset build`")
-    p.add_argument("--template", default=None, help="card template (default: dataset_card.md of the repository)")
+    p.add_argument("--template", default=None, help="card template (string.Template; default: the one in the package)")
 
     p = cli.command("push", help="upload a Hub folder to a Hugging Face dataset repo", run=_push)
     p.add_argument("--hub", required=True, help="a folder made by `harmonyset build`")
