@@ -1,18 +1,19 @@
-"""Where a build may write: the rule that decides whether an output folder can be replaced.
+"""Where a build may write: the one rule that decides whether an output folder can be replaced.
 
-`harmonyset build --out DIR` replaces DIR as a whole (so readers never see half a build). That is
-only safe for a folder this tool made, so every build carries a marker file, and a folder is
-replaced only when
+`harmonyset build --out DIR` and `harmonyset derive swap --out DIR` replace DIR as a whole (so
+readers never see half a folder). That is only safe for a folder this tool made, so every such
+folder carries a marker file, and a folder is replaced only when
 
 * it does not exist, or is an empty folder;
 * or it carries the marker (:data:`MARKER`) of an earlier build;
-* or it is a build made before the marker existed: a ``build_report.json`` with the keys a build
-  writes and nothing at the top level but what a build writes (:data:`BUILD_ENTRIES`);
+* or it is a build made before the marker existed: a ``build_report.json`` (``derive_report.json``)
+  with the keys a build writes and nothing at the top level but what a build writes
+  (:data:`BUILD_ENTRIES`);
 
 and never when it is, or holds, one of the inputs (the release folder or file, the videos
-folder), nor when it is the current folder or one above it. Temporary folders of a build killed
-with ``kill -9`` (``.NAME.building-PID``, ``.NAME.old-PID``) are removed by the next build of
-the same output when their process is gone and they carry the marker.
+folder, the source Hub folder), nor when it is the current folder or one above it. Temporary
+folders of a build killed with ``kill -9`` (``.NAME.building-PID``, ``.NAME.old-PID``) are removed
+by the next build of the same output when their process is gone and they carry the marker.
 """
 
 from __future__ import annotations
@@ -33,8 +34,9 @@ log = logging.getLogger(__name__)
 MARKER = ".harmonyset-build"
 # What a build writes at the top of its folder (the card adds figures/); anything else is the user's.
 BUILD_ENTRIES = frozenset({MARKER, "README.md", "build_report.json", "instruct.parquet", "oe.parquet",
-                           "mc.parquet", "data", "videos", "figures"})
-TEMP_KINDS = ("building", "old")
+                           "mc.parquet", "data", "videos", "figures", "derive_report.json", "pair.parquet"})
+REPORTS = ("build_report.json", "derive_report.json")
+TEMP_KINDS = ("building", "deriving", "old")
 
 
 class OutputFolderError(HarmonySetError):
@@ -54,13 +56,15 @@ def has_marker(folder: Path) -> bool:
 
 def is_legacy_build(folder: Path) -> bool:
     """True for a build made before the marker existed: its report, and nothing a build would not write."""
-    try:
-        report = json.loads((folder / "build_report.json").read_text(encoding="utf-8"))
-        names = {p.name for p in folder.iterdir()}
-    except (OSError, ValueError):
-        return False
-    return (isinstance(report, dict) and {"counts", "versions", "link_mode"} <= report.keys()
-            and names <= BUILD_ENTRIES)
+    for name in REPORTS:
+        try:
+            report = json.loads((folder / name).read_text(encoding="utf-8"))
+            names = {p.name for p in folder.iterdir()}
+        except (OSError, ValueError):
+            continue
+        if isinstance(report, dict) and "versions" in report and names <= BUILD_ENTRIES:
+            return True
+    return False
 
 
 def _contains(outer: Path, inner: Path) -> bool:
@@ -102,6 +106,30 @@ def check_output_folder(out: str | os.PathLike, inputs: dict[str, str | os.PathL
 def temp_folder(out: Path, kind: str, pid: int | None = None) -> Path:
     """The sibling folder a build of ``out`` works in (``building``) or parks the old build in (``old``)."""
     return out.parent / f".{out.name}.{kind}-{os.getpid() if pid is None else pid}"
+
+
+def prepare_output_folder(out: str | os.PathLike, inputs: dict[str, str | os.PathLike | None],
+                          kind: str = "building") -> tuple[Path, Path]:
+    """(the checked output folder, a new marked temp folder beside it to build in); see the module's rule."""
+    target = check_output_folder(out, inputs)
+    clean_stale_temps(target)
+    tmp = temp_folder(target, kind)
+    if os.path.lexists(tmp):  # an earlier run in this process (or a reused pid): only a marked one is ours
+        if not has_marker(tmp):
+            raise OutputFolderError(f"{tmp} exists and is not a build's temp folder (no {MARKER}); remove it yourself")
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    write_marker(tmp)  # first, so that a build killed from here on leaves a folder the next build may clean
+    return target, tmp
+
+
+def replace_output_folder(tmp: Path, out: Path) -> None:
+    """Put the finished ``tmp`` in place of ``out`` with renames, so readers never see a half-built folder."""
+    old = temp_folder(out, "old")
+    if out.exists():
+        os.rename(out, old)
+    os.rename(tmp, out)
+    shutil.rmtree(old, ignore_errors=True)  # checked by prepare_output_folder: an earlier build, or empty
 
 
 def clean_stale_temps(out: Path) -> list[Path]:

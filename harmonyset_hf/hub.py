@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from . import schema
-from .build_out import check_output_folder, clean_stale_temps, has_marker, temp_folder, write_marker
+from .build_out import prepare_output_folder, replace_output_folder
 from .errors import HarmonySetError
 from .io import atomic_write_json, mask_secrets, package_versions
 from .release import ReleaseReader, iter_release
@@ -219,16 +219,8 @@ def build_hub(release_dir: str | os.PathLike, videos_dir: str | os.PathLike | No
     if videos_dir is not None and not annotations_only and not Path(videos_dir).is_dir():
         raise HubError(f"videos folder {videos_dir} does not exist")
     # One rule for every output: replace only an earlier build, never an input or the current folder.
-    out = check_output_folder(out_dir, {"release": release_dir,
-                                        "videos": None if annotations_only else videos_dir})
-    clean_stale_temps(out)
-    tmp = temp_folder(out, "building")
-    if os.path.lexists(tmp):  # an earlier build in this process (or a reused pid): only a marked one is ours
-        if not has_marker(tmp):
-            raise HubError(f"{tmp} exists and is not a build's temp folder (no marker); remove it yourself")
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    write_marker(tmp)  # first, so that a build killed from here on leaves a folder the next build may clean
+    out, tmp = prepare_output_folder(out_dir, {"release": release_dir,
+                                               "videos": None if annotations_only else videos_dir})
     started = time.perf_counter()
     reader = ReleaseReader(None if annotations_only else videos_dir, field_map=field_map, strict=strict,
                            check_videos=not annotations_only)
@@ -269,19 +261,10 @@ def build_hub(release_dir: str | os.PathLike, videos_dir: str | os.PathLike | No
         from .card import render_card
 
         render_card(tmp, report=report)
-    _swap_into_place(tmp, out)
+    replace_output_folder(tmp, out)
     log.info("built %s: %s; %d skipped (see build_report.json)", out,
              ", ".join(f"{c} {n}" for c, n in report["counts"].items()), report["skipped_count"])
     return report
-
-
-def _swap_into_place(tmp: Path, out: Path) -> None:
-    """Replace ``out`` by the finished build with renames, so readers never see a half-built folder."""
-    old = temp_folder(out, "old")
-    if out.exists():
-        os.rename(out, old)
-    os.rename(tmp, out)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def load(path: str | os.PathLike, config: str, split: str | None = None, streaming: bool = False, **kwargs):

@@ -34,8 +34,9 @@ from typing import Any
 
 import numpy as np
 
+from .build_out import prepare_output_folder, replace_output_folder
 from .errors import HarmonySetError
-from .hub import MAX_FILES_PER_FOLDER, _swap_into_place, _Writer, safe_name
+from .hub import MAX_FILES_PER_FOLDER, _Writer, safe_name
 from .io import atomic_write_json, atomic_write_text, package_versions
 
 log = logging.getLogger(__name__)
@@ -286,10 +287,8 @@ def derive_swap(data: str | os.PathLike, out_dir: str | os.PathLike, seed: int =
     sources = swap_assignment(ids, [r["category"] for r in rows], seed=seed,
                               durations=[float(r.get("duration") or 0.0) for r in rows])
     by_id = {str(r["id"]): r for r in rows}
-    out = Path(out_dir)
-    tmp = out.parent / f".{out.name}.deriving-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    # The rule of `build --out`: replace only an earlier build (marker), never the source or the current folder.
+    out, tmp = prepare_output_folder(out_dir, {"data": data if Path(data).exists() else None}, kind="deriving")
     writer = _Writer(tmp / f"{PAIR_CONFIG}.parquet", pair_features(with_video=False))
     fits: dict[str, int] = {}
     skipped: list[dict] = []
@@ -323,7 +322,7 @@ def derive_swap(data: str | os.PathLike, out_dir: str | os.PathLike, seed: int =
         writer.writer.close()
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    _swap_into_place(tmp, out)
+    replace_output_folder(tmp, out)
     log.info("derived %s: %d items x 2 versions, %d same-category pairs, %d skipped", out, len(kept), same,
              len(skipped))
     return report

@@ -142,3 +142,25 @@ def test_a_symlink_out_of_the_video_root_and_a_fifo_are_skipped_with_their_reaso
     listing = [name for name, _ in push_hub(out, "org/name", dry_run=True)["listing"]]
     assert not any(name.endswith(("tr000.mp4", "tr001.mp4", "te000.mp4")) for name in listing)
     assert any(name.endswith("te001.mp4") for name in listing)
+
+
+def test_derive_swap_follows_the_same_rule(hub_dir, tmp_path, capsys):
+    """`derive swap --out` shares build's rule: a folder of the user's is refused and kept, the source never replaced."""
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    argv = ["derive", "swap", "--data", str(hub_dir), "--limit", "2", "--out"]
+    assert main([*argv, str(out)]) == 2
+    assert main([*argv, str(hub_dir)]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("harmonyset: error:")]
+    assert len(err) == 2 and "not an earlier build" in err[0] and "is the data input" in err[1]
+    assert (out / "notes.txt").read_text() == "mine" and (hub_dir / "oe.parquet").is_file()
+
+
+def test_demo_never_removes_a_results_folder_it_did_not_make(tmp_path, capsys):
+    """`demo --out DIR` clears its own parts only in a folder that carries the demo's marker."""
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "table.csv").write_text("a,b")
+    assert main(["demo", "--out", str(tmp_path)]) == 2
+    assert "not a demo folder" in capsys.readouterr().err
+    assert (tmp_path / "results" / "table.csv").read_text() == "a,b"
