@@ -159,14 +159,14 @@ def _iter_json_items(path: Path, chunk_size: int) -> Iterator[dict]:
                 try:
                     yield json.loads(line)
                 except json.JSONDecodeError as err:
-                    raise ReleaseError(f"{path}:{number}: item on line {number}{_id_hint(line)} is not valid JSON "
-                                       f"({err.msg})") from None
+                    raise ReleaseError(f"{path}:{number}: the item on line {number}{_id_hint(line)} is not valid "
+                                       f"JSON ({err.msg} at column {err.colno})") from None
 
 
 def _id_hint(text: str) -> str:
-    """`` (id 'x')`` when the start of a broken item's text shows its id, else nothing."""
+    """``, id 'x'`` when the start of a broken item's text shows its id, else nothing."""
     m = _ID_RE.search(text[:4096])
-    return f" (id {m.group(1)!r})" if m else ""
+    return f", id {m.group(1)!r}" if m else ""
 
 
 def _incomplete(err: json.JSONDecodeError, buf: str) -> bool:
@@ -204,11 +204,11 @@ def _stream_list(fh, buf: str, pos: int, decoder: json.JSONDecoder, path: Path, 
         try:
             obj, end = decoder.raw_decode(buf, pos)
         except json.JSONDecodeError as err:
-            where = (f"{path}: list item {index} (line {first_line + buf.count(chr(10), 0, pos)}"
+            where = (f"{path}: list item {index} (from line {first_line + buf.count(chr(10), 0, pos)}"
                      f"{_id_hint(buf[pos:pos + 4096])})")
             if not _incomplete(err, buf):
-                raise ReleaseError(f"{where} is not valid JSON at line {first_line + err.lineno - 1} "
-                                   f"({err.msg})") from None
+                raise ReleaseError(f"{where} is not valid JSON: {err.msg} at line {first_line + err.lineno - 1}, "
+                                   f"column {err.colno}") from None
             if len(buf) - pos > MAX_ITEM_CHARS:
                 raise ReleaseError(f"{where} runs past {MAX_ITEM_CHARS >> 20} MB: not one release item "
                                    "(a broken file?)") from None
