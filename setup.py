@@ -41,7 +41,7 @@ setup(
     packages=find_packages(include=["harmonyset_hf", "harmonyset_hf.*"]),
     # Everything the code reads at run time, read with importlib.resources: the paper's prompts,
     # the dataset card template, the AudioSet label list, and the lm-eval / lmms-eval task folders.
-    package_data={"harmonyset_hf": ["prompts/*", "templates/*", "**/*.csv", "harness/task_configs/**/*"]},
+    package_data={"harmonyset_hf": ["prompts/*", "data/*.md", "**/*.csv", "harness/task_configs/**/*"]},
     include_package_data=False,
     exclude_package_data={"": ["*.pyc", "__pycache__/*"]},
     install_requires=[

@@ -16,10 +16,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harmonyset_hf.audit import audit_mc, centroid_letters  # noqa: E402
-from harmonyset_hf.audit_agreement import compare_scores  # noqa: E402
+from harmonyset_hf.audit.agreement import compare_scores  # noqa: E402
+from harmonyset_hf.audit.mc_bias import audit_mc, centroid_letters  # noqa: E402
 from harmonyset_hf.judge import build_judge_prompt  # noqa: E402
-from harmonyset_hf.judge_guard import detect_judge_address  # noqa: E402
+from harmonyset_hf.judge.guard import detect_judge_address  # noqa: E402
 from harmonyset_hf.models.baselines import GENERIC_ANSWER  # noqa: E402
 from harmonyset_hf.schema import ASPECTS, OPTION_LETTERS  # noqa: E402
 

@@ -90,7 +90,7 @@ def main() -> None:
     size_mb = sum(p.stat().st_size for p in (work / "release").iterdir()) / 2**20
     took = time.perf_counter() - started
     print(f"generated {args.train + args.test} items ({size_mb:.0f} MB of JSON) in {took:.1f} s")
-    build = (f"from harmonyset_hf.hub import build_hub; r = build_hub({str(work / 'release')!r}, None, "
+    build = (f"from harmonyset_hf.data.hub import build_hub; r = build_hub({str(work / 'release')!r}, None, "
              f"{str(work / 'hub')!r}, annotations_only=True); print(r['counts'], r['skipped_count'])")
     wall, peak, out = _child(build)
     print(f"build --annotations-only: {wall:.1f} s wall, peak RSS {peak:.0f} MB; rows {out.strip()}")

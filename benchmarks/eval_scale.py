@@ -11,8 +11,8 @@ import random
 import time
 
 from harmonyset_hf.evaluation import evaluate_mc
+from harmonyset_hf.evaluation.scoring import aggregate_oe, circular_variants
 from harmonyset_hf.schema import ASPECTS, CATEGORIES, OPTION_LETTERS
-from harmonyset_hf.scoring import aggregate_oe, circular_variants
 
 N_ITEMS = 3858
 FORMS = ["{L}", "({L})", "Answer: {L}", "The answer is {L}: {T}", "I think {L} is correct because the beat "

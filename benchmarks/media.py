@@ -32,7 +32,7 @@ LOADERS = ("reference", "pyav-exact", "pyav-keyframe", "decord", "torchcodec")
 
 def make_clips(folder: Path, count: int, seconds: float, preset: str) -> list[Path]:
     """`count` 720p30 h264/aac clips of `seconds` (libx264 defaults but `preset`; GOP 250), made once."""
-    from harmonyset_hf.media_synth import write_clip
+    from harmonyset_hf.mini.indexed_clip import write_clip
 
     folder.mkdir(parents=True, exist_ok=True)
     paths = []

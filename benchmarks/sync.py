@@ -18,7 +18,7 @@ from pathlib import Path
 
 def _plan() -> dict:
     """A long, synced HarmonySet-mini item (31-40 s): the sample's own planner, so its format always fits."""
-    from harmonyset_hf.sample import plan_item
+    from harmonyset_hf.mini.sample import plan_item
 
     return plan_item("bench", "test", "knowledge", "sync", long=True, seed=0)
 
@@ -56,7 +56,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    from harmonyset_hf.sample_media import render_item
+    from harmonyset_hf.mini.render import render_item
 
     with tempfile.TemporaryDirectory() as tmp:
         small = Path(tmp) / "clip_320x180.mp4"
@@ -64,7 +64,7 @@ def main() -> None:
         render_item(plan, small)
         large = _upscale(small, Path(tmp) / "clip_1280x720.mp4")
         t0 = time.perf_counter()
-        from harmonyset_hf import sync
+        from harmonyset_hf.sync import analysis as sync
 
         first = sync.analyze(small)
         cold = time.perf_counter() - t0

@@ -24,8 +24,8 @@ from pathlib import Path
 
 def mini_hub(workdir: Path) -> Path:
     """HarmonySet-mini built into a Hub folder under ``workdir`` (reused when already there)."""
-    from harmonyset_hf.hub import build_hub
-    from harmonyset_hf.sample import make_sample
+    from harmonyset_hf.data.hub import build_hub
+    from harmonyset_hf.mini.sample import make_sample
 
     hub = workdir / "hub"
     if not (hub / "README.md").exists():
@@ -57,7 +57,7 @@ def main() -> None:
     from harmonyset_hf.models.omni_processing import load_processor
     from harmonyset_hf.models.tiny import tiny_model_dir
     from harmonyset_hf.train import build_data, build_model
-    from harmonyset_hf.train_config import load_config
+    from harmonyset_hf.train.config import load_config
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -10,7 +10,7 @@ import pkgutil
 import sys
 from collections.abc import Callable
 
-from . import __version__
+from . import __version__, commands
 from .errors import HarmonySetError
 from .io import install_log_masking, mask_secrets
 
@@ -64,7 +64,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"harmonyset-hf {__version__}")
     parser.add_argument("--debug", action="store_true", help="show full tracebacks and debug logs")
     cli = CLI(parser)
-    from . import commands
 
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         module = importlib.import_module(f"{commands.__name__}.{info.name}")

@@ -14,7 +14,16 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from .data.hub import build_hub
 from .errors import HarmonySetError
+from .evaluation import evaluate_mc, evaluate_oe, read_predictions, summary_line, write_results
+from .evaluation.predict import load_split, run_predictions
+from .evaluation.report import write_report
+from .judge import make_judge
+from .mini.sample import make_sample
+from .models import get_model
+from .sync.evaluate import evaluate_sync
+from .sync.evaluate import summary_line as sync_summary
 
 MC_BASELINES = ("baseline-random", "baseline-longest")
 DEMO_MARKER = ".harmonyset-demo"  # written into every demo folder: the only ones whose parts a rerun removes
@@ -30,14 +39,6 @@ def _step(log: Callable[[str], None], number: int, total: int, text: str) -> flo
 def run_demo(out_dir: str | os.PathLike, n: int = 24, seed: int = 0, judge: str = "embedding",
              log: Callable[[str], None] = print, progress: bool = True) -> dict:
     """Run sample -> build -> load -> predict -> eval -> report into ``out_dir``; returns a summary."""
-    from .evaluation import evaluate_mc, evaluate_oe, summary_line, write_results
-    from .hub import build_hub
-    from .judge import make_judge
-    from .models import get_model
-    from .predict import load_split, run_predictions
-    from .report import write_report
-    from .sample import make_sample
-
     started = time.perf_counter()
     out = Path(out_dir)
     mini, hub = out / "HarmonySet-mini", out / "hub" / "HarmonySet-mini"
@@ -79,7 +80,6 @@ def run_demo(out_dir: str | os.PathLike, n: int = 24, seed: int = 0, judge: str 
     times["predict"] = time.perf_counter() - t
 
     t = _step(log, 5, total, f"evaluate (MC accuracy with 4-way circular check; OE with the '{judge}' judge)")
-    from .evaluation import read_predictions
 
     result_dirs = []
     scorer = make_judge(judge)
@@ -98,8 +98,6 @@ def run_demo(out_dir: str | os.PathLike, n: int = 24, seed: int = 0, judge: str 
     times["evaluate"] = time.perf_counter() - t
 
     t = _step(log, 6, total, "signal-level sync: visual cuts vs musical changes, against the human sync codes")
-    from .sync_eval import evaluate_sync
-    from .sync_eval import summary_line as sync_summary
 
     sync = evaluate_sync(hub, out / "sync", configs=("oe",), progress=progress, resume=False)
     log(f"    {sync_summary(sync)}")

@@ -1,4 +1,4 @@
-"""HarmonySet as a `datasets.GeneratorBasedBuilder` over `harmonyset_hf.release` (three configs).
+"""HarmonySet as a `datasets.GeneratorBasedBuilder` over `harmonyset_hf.data.release` (three configs).
 
 Why not ``load_dataset("loading_script/harmonyset.py")``: `datasets` 4.0 removed dataset scripts
 (running code from a Hub repo was a security hole); `load_dataset` on a folder or repo holding a
@@ -29,7 +29,7 @@ from pathlib import Path
 import datasets
 
 from harmonyset_hf import schema
-from harmonyset_hf.release import ReleaseReader, iter_release
+from harmonyset_hf.data.release import ReleaseReader, iter_release
 
 log = logging.getLogger(__name__)
 

@@ -37,7 +37,7 @@ MINI_N = 24
 @pytest.fixture(scope="session")
 def mini_dir(tmp_path_factory) -> Path:
     """A HarmonySet-mini release (videos/, release/, truth.json) made by `harmonyset sample`."""
-    from harmonyset_hf.sample import make_sample
+    from harmonyset_hf.mini.sample import make_sample
 
     out = tmp_path_factory.mktemp("mini")
     make_sample(out, n=MINI_N, seed=0)
@@ -47,7 +47,7 @@ def mini_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def hub_dir(mini_dir, tmp_path_factory) -> Path:
     """HarmonySet-mini built into a Hub-ready folder (`harmonyset build`)."""
-    from harmonyset_hf.hub import build_hub
+    from harmonyset_hf.data.hub import build_hub
 
     out = tmp_path_factory.mktemp("hub") / "HarmonySet-mini"
     build_hub(release_dir=mini_dir / "release", videos_dir=mini_dir / "videos", out_dir=out)

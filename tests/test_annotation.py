@@ -579,7 +579,7 @@ def test_music_filter_keeps_music_in_top2_and_writes_top10(mini_dir, tmp_path, c
 # --------------------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_end_to_end_from_annotators_to_load_dataset(mini_dir, tmp_path, monkeypatch, capsys):
-    from harmonyset_hf.hub import load
+    from harmonyset_hf.data.hub import load
 
     release = _release(mini_dir)
     work = tmp_path / "work"

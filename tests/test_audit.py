@@ -9,14 +9,21 @@ import re
 import pytest
 from openai_server import FakeOpenAIServer, media_parts, obedient_judge_reply, request_text
 
-from harmonyset_hf.audit import audit_mc, blind_letters, centroid_letters, chi2_sf, length_rank, letter_uniformity
-from harmonyset_hf.audit_agreement import compare_scores, krippendorff_alpha, pearson, spearman
-from harmonyset_hf.audit_judge import ATTACK_NAMES
+from harmonyset_hf.audit.agreement import compare_scores, krippendorff_alpha, pearson, spearman
+from harmonyset_hf.audit.judge_robustness import ATTACK_NAMES
+from harmonyset_hf.audit.mc_bias import (
+    audit_mc,
+    blind_letters,
+    centroid_letters,
+    chi2_sf,
+    length_rank,
+    letter_uniformity,
+)
 from harmonyset_hf.cli import main
+from harmonyset_hf.evaluation.predict import load_split
 from harmonyset_hf.judge import build_judge_prompt, prompt_sha256
-from harmonyset_hf.judge_guard import FENCE_CLOSE, detect_judge_address, fence_nonce, fence_response
+from harmonyset_hf.judge.guard import FENCE_CLOSE, detect_judge_address, fence_nonce, fence_response
 from harmonyset_hf.models.baselines import GENERIC_ANSWER
-from harmonyset_hf.predict import load_split
 from harmonyset_hf.schema import ASPECTS, OPTION_LETTERS
 
 INJECTIONS = ("injection-ignore", "injection-judge", "injection-only")

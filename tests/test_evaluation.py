@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from harmonyset_hf.cli import main
+from harmonyset_hf.evaluation.predict import load_split
 from harmonyset_hf.io import read_jsonl
-from harmonyset_hf.predict import load_split
 from harmonyset_hf.schema import ASPECTS, OPTION_LETTERS
 
 REPO = Path(__file__).resolve().parents[1]

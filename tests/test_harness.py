@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from harmonyset_hf.cli import main as harmonyset_main
+from harmonyset_hf.evaluation.predict import load_split
 from harmonyset_hf.io import write_jsonl
-from harmonyset_hf.predict import load_split
 from harmonyset_hf.prompting import mc_prompt, oe_prompt
 from harmonyset_hf.schema import ASPECTS
 

@@ -1,4 +1,4 @@
-"""hub.py + card.py + the data verbs: build a Hub folder, load it with the real `datasets`, push, export."""
+"""data/hub.py + data/card.py + the data verbs: build a Hub folder, load it with the real `datasets`, push, export."""
 
 from __future__ import annotations
 
@@ -14,10 +14,12 @@ import datasets
 import pytest
 from release_fixtures import item, make_clip, make_release
 
-from harmonyset_hf import hub, schema
+from harmonyset_hf import schema
 from harmonyset_hf.cli import main
-from harmonyset_hf.hub import HubError, build_hub, export_videollama2, push_hub, read_configs
-from harmonyset_hf.release import ReleaseError
+from harmonyset_hf.data import hub
+from harmonyset_hf.data.folder import read_configs
+from harmonyset_hf.data.hub import HubError, build_hub, export_videollama2, push_hub
+from harmonyset_hf.data.release import ReleaseError
 
 ROOT = Path(__file__).resolve().parents[1]
 

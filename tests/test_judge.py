@@ -1,4 +1,4 @@
-"""judge.py: the paper's judge through the real `openai` client (faults, re-asks, SIGKILL resume) and the proxy."""
+"""judge/: the paper's judge through the real `openai` client (faults, re-asks, SIGKILL resume) and the proxy."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""llm.py through the real `openai` client against a local OpenAI-protocol server with faults."""
+"""harmonyset_hf.llm through the real `openai` client against a local OpenAI-protocol server with faults."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""media.py on real files made here with PyAV/ffmpeg: content, audio, backends, bad files, dataset, CLI."""
+"""harmonyset_hf.media on real files made here with PyAV/ffmpeg: content, audio, backends, bad files, dataset, CLI."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from harmonyset_hf.media import (
     sample_frame_indices,
     videollama2_audio_clips,
 )
-from harmonyset_hf.media_synth import read_frame_index, write_clip
+from harmonyset_hf.mini.indexed_clip import read_frame_index, write_clip
 
 VFR_TIMES = [0, 0.02, 0.1, 0.13, 0.3, 0.32, 0.5, 0.7, 0.71, 0.9, 1.2, 1.25, 1.5, 1.6, 1.9, 1.95, 2.0, 2.2, 2.21, 2.5]
 
@@ -92,7 +92,7 @@ def _reference_indices(n: int, k: int) -> list[int]:
 
 
 def _packet_keyframes(path) -> list[int]:
-    """Frame indices (presentation order) of the keyframes, read independently of media.py."""
+    """Frame indices (presentation order) of the keyframes, read independently of harmonyset_hf.media."""
     with av.open(str(path)) as c:
         frames = sorted((f.pts, f.key_frame) for f in c.decode(video=0))
     return [i for i, (_, key) in enumerate(frames) if key]
@@ -323,7 +323,7 @@ def test_decode_deadline(clips):
 def test_clip_dataset_in_workers_skips_and_counts(clips):
     import torch
 
-    from harmonyset_hf.media_dataset import ClipDataset, collate_clips
+    from harmonyset_hf.media.dataset import ClipDataset, collate_clips
 
     names = ["h264_aac.mp4", "random.mp4", "vp9_opus.webm", "missing.mp4", "pcm_22k.mov", "noaudio.mp4"]
     rows = [{"id": n, "video": str(clips[n])} for n in names]
@@ -396,7 +396,7 @@ def test_corrupt_bytes_never_crash(clips, name, seed):
 def test_clip_dataset_over_a_datasets_video_column(clips):
     from datasets import Dataset, Video
 
-    from harmonyset_hf.media_dataset import ClipDataset, collate_clips
+    from harmonyset_hf.media.dataset import ClipDataset, collate_clips
 
     names = ["h264_aac.mp4", "pcm_22k.mov"]
     ds = Dataset.from_dict({"id": names, "video": [str(clips[n]) for n in names]}).cast_column("video", Video())

@@ -33,7 +33,7 @@ def _audio_tokens(mel_frames: int) -> int:
 
 def _write_clip(path, seconds: float, seed: int) -> None:
     """A real h264+AAC mp4: moving squares on a hue that changes, and a tone whose pitch changes."""
-    from harmonyset_hf import sample_media as sm
+    from harmonyset_hf.mini import render as sm
 
     n = int(round(seconds * sm.FPS))
     rng = np.random.default_rng(seed)
@@ -127,7 +127,7 @@ def test_tiny_model_reloads_like_a_checkpoint(tiny_dir, processor, thinker):
 
 
 def test_processor_save_roundtrip_and_tiny_cache(processor, tmp_path, monkeypatch):
-    """What train.py saves beside an adapter reloads with the same budget; `tiny` without a path uses the cache."""
+    """What train/loop.py saves beside an adapter reloads with the same budget; `tiny` without a path uses the cache."""
     from harmonyset_hf.models.tiny import is_tiny_dir, tiny_model_dir
 
     processor.save_pretrained(tmp_path / "saved")

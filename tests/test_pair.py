@@ -17,11 +17,18 @@ import pytest
 
 from harmonyset_hf.cli import main as harmonyset_main
 from harmonyset_hf.evaluation import evaluate_pair, read_predictions
+from harmonyset_hf.evaluation.predict import load_split
+from harmonyset_hf.evaluation.scoring import pair_accuracy, parse_rating, sign_test_p, wilson_interval
 from harmonyset_hf.io import write_jsonl
-from harmonyset_hf.pair import PairError, derive_swap, fit_length, load_pair, pair_row_id, swap_assignment
-from harmonyset_hf.predict import load_split
 from harmonyset_hf.prompting import PAIR_RATING_PROMPT, prompt_for
-from harmonyset_hf.scoring import pair_accuracy, parse_rating, sign_test_p, wilson_interval
+from harmonyset_hf.sync.swap import (
+    PairError,
+    derive_swap,
+    fit_length,
+    load_pair,
+    pair_row_id,
+    swap_assignment,
+)
 
 
 @pytest.fixture(scope="module")

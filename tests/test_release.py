@@ -1,4 +1,4 @@
-"""release.py: tolerant reading of release files into canonical records, and every skip reason."""
+"""data/release.py: tolerant reading of release files into canonical records, and every skip reason."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from release_fixtures import ANNOTATION, item, make_clip, make_release, mc_item
 
 from harmonyset_hf import schema
-from harmonyset_hf.release import (
+from harmonyset_hf.data.release import (
     ReleaseError,
     discover_files,
     iter_json_items,

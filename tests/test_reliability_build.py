@@ -12,8 +12,8 @@ import pytest
 from release_fixtures import make_release
 
 from harmonyset_hf.cli import main
+from harmonyset_hf.data.hub import build_hub, push_hub, upload_files
 from harmonyset_hf.errors import HarmonySetError
-from harmonyset_hf.hub import build_hub, push_hub, upload_files
 
 MARKER = ".harmonyset-build"  # build_out.MARKER, spelled out so that this file also runs against older code
 
@@ -145,7 +145,7 @@ def test_a_symlink_out_of_the_video_root_and_a_fifo_are_skipped_with_their_reaso
 
 
 def test_derive_swap_follows_the_same_rule(hub_dir, tmp_path, capsys):
-    """`derive swap --out` shares build's rule: a folder of the user's is refused and kept, the source never replaced."""
+    """`derive swap --out` has build's rule: a folder of the user's is refused and kept, the source never replaced."""
     out = tmp_path / "mine"
     out.mkdir()
     (out / "notes.txt").write_text("mine")

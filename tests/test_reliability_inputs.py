@@ -10,9 +10,9 @@ import pytest
 from release_fixtures import item
 
 from harmonyset_hf.cli import main
+from harmonyset_hf.data.release import ReleaseError, iter_json_items
+from harmonyset_hf.evaluation.scoring import parse_rating
 from harmonyset_hf.judge import ScoreParseError, parse_judge_scores
-from harmonyset_hf.release import ReleaseError, iter_json_items
-from harmonyset_hf.scoring import parse_rating
 
 # Replies built to make a backtracking regex work hard (long runs of what a pattern starts or repeats on).
 N = 16_000

@@ -82,7 +82,7 @@ def test_a_body_sent_one_byte_a_second_hits_the_deadline(tmp_path):
 def test_eval_oe_timeout_flag_bounds_every_call(hub_dir, tmp_path, capsys):
     """`eval oe --timeout 2` against a trickling server finishes in seconds, every item failed, nothing cached."""
     from harmonyset_hf.cli import main
-    from harmonyset_hf.predict import load_split
+    from harmonyset_hf.evaluation.predict import load_split
 
     rows = load_split(hub_dir, "oe", limit=2)
     preds = tmp_path / "p.jsonl"
@@ -114,7 +114,7 @@ _calls: list[int] = []
 
 def test_echoed_secrets_reach_no_file_and_no_log(hub_dir, tmp_path):
     """A key and an HF token echoed by the server (with or without prefix) are masked in cache, results, stderr."""
-    from harmonyset_hf.predict import load_split
+    from harmonyset_hf.evaluation.predict import load_split
 
     rows = load_split(hub_dir, "oe", limit=4)
     preds = tmp_path / "p.jsonl"

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from harmonyset_hf.cli import main
-from harmonyset_hf.sample import make_sample, plan_items
+from harmonyset_hf.mini.sample import make_sample, plan_items
 from harmonyset_hf.schema import (
     ASPECT_NAMES,
     CATEGORIES,

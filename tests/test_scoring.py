@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from harmonyset_hf.scoring import (
+from harmonyset_hf.evaluation.scoring import (
     CHANCE,
     accuracy_stats,
     aggregate_oe,

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harmonyset_hf import sync
 from harmonyset_hf.errors import HarmonySetError
-from harmonyset_hf.sync_eval import auc, cohen_kappa, confusion_matrix, summarize
+from harmonyset_hf.sync import analysis as sync
+from harmonyset_hf.sync.evaluate import auc, cohen_kappa, confusion_matrix, summarize
 
 FPS, SR, W, H = 25, 44100, 160, 90
 
@@ -227,7 +227,7 @@ def test_eval_sync_over_the_hub_folder(hub_dir, tmp_path):
 
 
 def test_a_broken_video_is_skipped_and_counted():
-    from harmonyset_hf.sync_eval import _item
+    from harmonyset_hf.sync.evaluate import _item
 
     row = {"id": "broken", "video": b"\x00\x00\x00\x18ftypmp42 truncated", "sync_points": [{"time": 3.0, "code": "A"}],
            "labels": {"rhythm_alignment": "precise"}}
@@ -241,7 +241,7 @@ def test_a_broken_video_is_skipped_and_counted():
 
 @pytest.mark.slow
 def test_eval_sync_in_two_processes_gives_the_same_items(hub_dir, tmp_path):
-    from harmonyset_hf.sync_eval import evaluate_sync
+    from harmonyset_hf.sync.evaluate import evaluate_sync
 
     one = evaluate_sync(hub_dir, tmp_path / "one", configs=("oe",), limit=3, progress=False)
     two = evaluate_sync(hub_dir, tmp_path / "two", configs=("oe",), limit=3, progress=False, workers=2)

@@ -50,7 +50,7 @@ def losses(out: Path) -> dict[int, float]:
 def full_run(hub_dir, tiny_dir, tmp_path_factory) -> Path:
     """The uninterrupted reference run: tiny_cpu.yaml as is (LoRA + head, 30 steps, batch 2), every checkpoint kept."""
     from harmonyset_hf.train import train
-    from harmonyset_hf.train_config import load_config
+    from harmonyset_hf.train.config import load_config
 
     out = tmp_path_factory.mktemp("train") / "full"
     summary = train(load_config(RECIPE, overrides(hub_dir, tiny_dir, out, "keep_checkpoints=0")))
@@ -62,7 +62,7 @@ def full_run(hub_dir, tiny_dir, tmp_path_factory) -> Path:
 # configuration
 # ---------------------------------------------------------------------------------------------
 def test_config_yaml_overrides_and_type_checks():
-    from harmonyset_hf.train_config import LANGUAGE_MODEL_LINEAR_LAYERS, load_config
+    from harmonyset_hf.train.config import LANGUAGE_MODEL_LINEAR_LAYERS, load_config
 
     cfg = load_config(RECIPE, ["data=hub", "model=tiny", "lr=2e-4", "report_to=[tensorboard]", "epochs=2"])
     assert cfg.lr == 2e-4 and isinstance(cfg.lr, float)  # `2e-4` is a string to PyYAML: read as a float
@@ -84,7 +84,7 @@ def test_config_yaml_overrides_and_type_checks():
 def test_wrong_data_path_is_one_clear_error(tmp_path):
     """A mistyped data= used to surface as a traceback ("Couldn't reach 'x' on the Hub")."""
     from harmonyset_hf.train import build_data
-    from harmonyset_hf.train_config import load_config
+    from harmonyset_hf.train.config import load_config
 
     cfg = load_config(RECIPE, [f"data={tmp_path / 'no_such_hub'}"])
     with pytest.raises(ConfigError, match="data=.*no_such_hub: cannot load config 'instruct'"):
@@ -94,7 +94,7 @@ def test_wrong_data_path_is_one_clear_error(tmp_path):
 def test_a_tracker_that_cannot_start_is_one_clear_error(hub_dir, tiny_dir, tmp_path, monkeypatch):
     pytest.importorskip("wandb")
     from harmonyset_hf.train import train
-    from harmonyset_hf.train_config import load_config
+    from harmonyset_hf.train.config import load_config
 
     for var in ("WANDB_API_KEY", "WANDB_MODE", "WANDB_DISABLED"):
         monkeypatch.delenv(var, raising=False)
@@ -118,7 +118,7 @@ def test_lora_wraps_the_language_model_only(tiny_dir):
     import torch
 
     from harmonyset_hf.train import build_model
-    from harmonyset_hf.train_config import load_config
+    from harmonyset_hf.train.config import load_config
 
     cfg = load_config(RECIPE, ["data=x", f"model={tiny_dir}", "train_projectors=true"])
     model = build_model(cfg, dtype=torch.float32)
@@ -139,9 +139,9 @@ def test_label_mask_token_by_token(hub_dir, tiny_dir):
     import torch
     from datasets import load_dataset
 
-    from harmonyset_hf.collate import InstructClips, SFTCollator
-    from harmonyset_hf.hub import local_cache_dir
+    from harmonyset_hf.data.hub import local_cache_dir
     from harmonyset_hf.models.omni_processing import load_processor
+    from harmonyset_hf.train.collate import InstructClips, SFTCollator
 
     rows = load_dataset(str(hub_dir), "instruct", split="train", cache_dir=local_cache_dir(hub_dir))
     rows = rows.sort("duration").select(range(2))
@@ -194,7 +194,7 @@ def test_overfitting_four_items_lowers_the_loss(full_run):
 @pytest.mark.slow
 def test_stopped_run_resumes_exactly(full_run, hub_dir, tiny_dir, tmp_path):
     from harmonyset_hf.train import train
-    from harmonyset_hf.train_config import load_config
+    from harmonyset_hf.train.config import load_config
 
     reference = losses(full_run)
     # Stopped after 3 steps (mid-epoch: 2 batches per epoch), resumed for 4 more: the data position,
@@ -283,7 +283,7 @@ def test_trained_adapter_predicts(full_run, hub_dir, tiny_dir, tmp_path):
 @pytest.mark.slow
 def test_gradient_accumulation_matches_the_big_batch_and_resumes(full_run, hub_dir, tiny_dir, tmp_path):
     from harmonyset_hf.train import train
-    from harmonyset_hf.train_config import load_config
+    from harmonyset_hf.train.config import load_config
 
     # batch 1 x 2 accumulated micro-batches = the reference's batch of 2 (the loss is a mean over the
     # step's supervised tokens); stopped after 3 steps (6 batches: mid-epoch) and resumed for 2 more.

@@ -7,7 +7,7 @@ from harmonyset_hf.evaluation import evaluate_mc
 from harmonyset_hf.schema import ASPECTS, normalize_aspect
 
 _DESCRIPTION = """HarmonySet-MC (CVPR 2025) accuracy. Free-form replies are read into an option letter with
-harmonyset_hf.scoring.parse_choice (the same code as `harmonyset eval mc`); a reply naming several
+harmonyset_hf.evaluation.scoring.parse_choice (the same code as `harmonyset eval mc`); a reply naming several
 options or none is invalid and counts as wrong. Returns overall and per-aspect accuracy, their 95 %
 Wilson intervals, invalid-answer rates and the 25 % chance level."""
 

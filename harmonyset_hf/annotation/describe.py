@@ -27,11 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from .. import schema
-from ..errors import ConfigError, HarmonySetError
-from ..io import append_jsonl, read_jsonl
-from ..llm import ChatRequest, LLMClient
-from ..release import ReleaseError, iter_json_items
-from ..release_fields import (
+from ..data.release import ReleaseError, iter_json_items
+from ..data.release_fields import (
     Skip,
     VideoResolver,
     fold_keys,
@@ -40,6 +37,11 @@ from ..release_fields import (
     read_metadata,
     read_taxonomy,
 )
+from ..errors import ConfigError, HarmonySetError
+from ..io import append_jsonl, read_jsonl
+from ..llm import ChatRequest, LLMClient
+from ..media import load_clip
+from ..models.openai_api import clip_messages
 from ..text import find_sections, format_timestamp, parse_sync
 
 log = logging.getLogger(__name__)
@@ -250,9 +252,6 @@ class Describer:
 
     def base_messages(self, record: dict, meta: dict, video: str) -> list[dict]:
         """The first request's messages for one item (clip frames + audio, then prompt + tags)."""
-        from ..media import load_clip
-        from ..models.openai_api import clip_messages
-
         clip = load_clip(video, num_frames=self.frames, sample_rate=16000, backend=self.media_backend,
                          max_side=self.max_side)
         return clip_messages(clip, build_prompt(record, meta.get("metadata") or {}), audio=self.audio,

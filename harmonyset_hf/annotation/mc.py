@@ -27,11 +27,14 @@ from pathlib import Path
 from typing import Any
 
 from .. import schema
+from ..data.release import iter_json_items
+from ..data.release_fields import fold_keys, get_field, read_conversation
 from ..errors import HarmonySetError
 from ..io import atomic_write_json
+from ..judge import sentence_encoder
 from ..llm import ChatRequest, LLMClient
 from ..text import find_sections
-from .describe import ENV_PREFIX
+from .describe import ENV_PREFIX, read_annotations, read_metadata_files, require_file
 
 log = logging.getLogger(__name__)
 
@@ -172,8 +175,6 @@ class MCCurator:
         """Cosine similarities of text pairs with the packaged MiniLM encoder (the offline judge's loader)."""
         import numpy as np
 
-        from ..judge import sentence_encoder  # loaded once per process and device
-
         if not pairs:
             return []
         texts = sorted({t for p in pairs for t in p})
@@ -282,10 +283,6 @@ def run_mc(items: Sequence[dict[str, Any]], curator: MCCurator, out_dir: str | o
 def load_items(annotations_path: str | os.PathLike, metadata_paths: Sequence[str | os.PathLike] = (),
                ids: set[str] | None = None) -> list[dict[str, Any]]:
     """``{"id", "video", "annotation"}`` items from a describe output (JSON Lines) or a release JSON file."""
-    from ..release import iter_json_items
-    from ..release_fields import fold_keys, get_field, read_conversation
-    from .describe import read_annotations, read_metadata_files, require_file
-
     require_file(annotations_path, "annotations: describe's JSON Lines output or a release JSON file")
     metas = read_metadata_files(metadata_paths) if metadata_paths else {}
     if str(annotations_path).endswith((".jsonl", ".ndjson")):

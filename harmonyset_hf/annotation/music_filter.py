@@ -22,8 +22,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from ..data.release_fields import VIDEO_EXTENSIONS
 from ..errors import ConfigError
 from ..io import append_jsonl, read_jsonl
+from ..media import load_clip
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +99,6 @@ class MusicFilter:
         """Screen ``(id, path)`` pairs into ``out_path`` (JSON Lines, appended; ids already there are skipped)."""
         from tqdm.auto import tqdm
 
-        from ..media import load_clip
-
         done = {r["id"] for r in read_jsonl(out_path)} if Path(out_path).exists() else set()
         pending = [(i, p) for i, p in videos if i not in done]
         counts = {"videos": len(videos), "already_done": len(videos) - len(pending), "kept": 0, "dropped": 0,
@@ -122,8 +122,6 @@ class MusicFilter:
 
 def list_videos(videos_dir: str | os.PathLike) -> list[tuple[str, str]]:
     """(id, path) of every video under a folder (id = file name without extension), sorted."""
-    from ..release_fields import VIDEO_EXTENSIONS
-
     out = []
     for dirpath, _, files in os.walk(videos_dir):
         for name in files:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..io import atomic_write_json, atomic_write_text, read_jsonl, write_jsonl
+from ..text import parse_sync
 from .consensus import (
     LABEL_COLUMNS,
     SheetError,
@@ -126,8 +127,6 @@ def table3(ratings: list[str | None]) -> dict[str, Any]:
 def apply_sheet(consensus_path: str | os.PathLike, sheet_path: str | os.PathLike,
                 out_dir: str | os.PathLike) -> dict[str, Any]:
     """Apply a filled reviewer sheet: ``out_dir/reviewed.jsonl`` and ``review_summary.json`` (Table 3)."""
-    from ..text import parse_sync
-
     records = list(read_jsonl(consensus_path))
     sheet = read_sheet(sheet_path, {r["id"] for r in records})
     unreviewed = [r["id"] for r in records if r["review"] and r["id"] not in sheet]

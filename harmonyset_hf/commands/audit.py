@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..io import check_folder_path
 from . import add_timeout_arg
 
 
@@ -64,10 +65,9 @@ def _write(out: str, results: dict, items: list[dict] | None, markdown: str) -> 
 
 
 def _run_mc(args: argparse.Namespace) -> int:
-    from ..audit import AUDIT_LLM_ENV, BLIND_BASELINES, audit_mc, mc_audit_markdown
+    from ..audit.mc_bias import AUDIT_LLM_ENV, BLIND_BASELINES, audit_mc, mc_audit_markdown
     from ..errors import ConfigError
-    from ..io import check_folder_path
-    from ..predict import load_split
+    from ..evaluation.predict import load_split
 
     check_folder_path(args.out)  # before any call is paid for: a --out that names a file is a one-line error
 
@@ -107,10 +107,9 @@ def _run_mc(args: argparse.Namespace) -> int:
 
 
 def _run_judge(args: argparse.Namespace) -> int:
-    from ..audit_judge import audit_judge, judge_audit_markdown
+    from ..audit.judge_robustness import audit_judge, judge_audit_markdown
     from ..errors import ConfigError
-    from ..io import check_folder_path
-    from ..predict import load_split
+    from ..evaluation.predict import load_split
     from . import judge_from_args
 
     check_folder_path(args.out)
@@ -134,7 +133,7 @@ def _run_judge(args: argparse.Namespace) -> int:
 
 
 def _run_agreement(args: argparse.Namespace) -> int:
-    from ..audit_agreement import agreement_markdown, judge_agreement
+    from ..audit.agreement import agreement_markdown, judge_agreement
     from ..io import package_versions
 
     results = judge_agreement(*args.items)

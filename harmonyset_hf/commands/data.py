@@ -38,7 +38,7 @@ def register(cli) -> None:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from ..hub import build_hub
+    from ..data.hub import build_hub
 
     report = build_hub(args.release, args.videos, args.out, annotations_only=args.annotations_only,
                        strict=args.strict, link_mode=args.link_mode, field_map=args.field_map)
@@ -52,7 +52,7 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _card(args: argparse.Namespace) -> int:
-    from ..card import render_card
+    from ..data.card import render_card
 
     path = render_card(args.hub, template=args.template)
     print(f"wrote {path} and {args.hub}/figures/")
@@ -60,7 +60,7 @@ def _card(args: argparse.Namespace) -> int:
 
 
 def _push(args: argparse.Namespace) -> int:
-    from ..hub import push_hub
+    from ..data.hub import push_hub
 
     plan = push_hub(args.hub, args.repo_id, private=args.private, dry_run=args.dry_run)
     if args.dry_run:
@@ -73,7 +73,7 @@ def _push(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from ..hub import export_videollama2
+    from ..data.hub import export_videollama2
 
     n = export_videollama2(args.hub, args.config, args.out)
     print(f"wrote {n} {args.config} items to {args.out} (video paths relative to {args.hub})")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..io import check_folder_path
 from . import add_timeout_arg, judge_from_args, positive_int
 
 
@@ -52,8 +53,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def _run_mc(args: argparse.Namespace) -> int:
     from ..evaluation import evaluate_mc, read_predictions
-    from ..io import check_folder_path
-    from ..predict import load_split
+    from ..evaluation.predict import load_split
 
     check_folder_path(args.out)  # before any work: a --out that names a file is a one-line error
 
@@ -67,8 +67,7 @@ def _run_mc(args: argparse.Namespace) -> int:
 
 def _run_oe(args: argparse.Namespace) -> int:
     from ..evaluation import evaluate_oe, read_predictions
-    from ..io import check_folder_path
-    from ..predict import load_split
+    from ..evaluation.predict import load_split
 
     check_folder_path(args.out)  # before a judge call is paid for: a --out that names a file is a one-line error
 

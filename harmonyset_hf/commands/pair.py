@@ -25,7 +25,7 @@ def register(cli) -> None:
 
 
 def _run_swap(args: argparse.Namespace) -> int:
-    from ..pair import derive_swap
+    from ..sync.swap import derive_swap
 
     report = derive_swap(args.data, args.out, seed=args.seed, limit=args.limit)
     fits = ", ".join(f"{k} {v}" for k, v in sorted(report["music_fit"].items()))
@@ -39,7 +39,7 @@ def _run_swap(args: argparse.Namespace) -> int:
 
 def _run_pair(args: argparse.Namespace) -> int:
     from ..evaluation import evaluate_pair, read_predictions
-    from ..predict import load_split
+    from ..evaluation.predict import load_split
     from .evaluate import finish
 
     predictions, facts = read_predictions(args.predictions, "pair")

@@ -31,8 +31,8 @@ def register(cli) -> None:
 def _run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from ..evaluation.predict import PredictError, check_model_config, load_split, run_predictions
     from ..models import get_model, parse_model_args
-    from ..predict import PredictError, check_model_config, load_split, run_predictions
 
     if Path(args.out).is_dir():  # before a model that may take minutes to load
         raise PredictError(f"--out {args.out} is a folder; give a .jsonl file (e.g. {Path(args.out) / 'preds.jsonl'})")

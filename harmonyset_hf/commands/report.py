@@ -15,7 +15,7 @@ def register(cli) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..report import write_report
+    from ..evaluation.report import write_report
 
     written = write_report(args.results, args.out, paper=args.compare_paper)
     print(written["summary"])

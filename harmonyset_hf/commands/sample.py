@@ -18,7 +18,7 @@ def register(cli) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ..sample import make_sample
+    from ..mini.sample import make_sample
 
     s = make_sample(args.out, n=args.n, seed=args.seed, workers=args.workers)
     print(f"HarmonySet-mini in {s['out_dir']}: {s['n_items']} videos ({s['n_train']} train, {s['n_test']} test; "

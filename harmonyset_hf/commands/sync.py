@@ -105,7 +105,7 @@ def _sync(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from ..sync_eval import evaluate_sync, summary_line
+    from ..sync.evaluate import evaluate_sync, summary_line
 
     configs = ("oe", "instruct") if args.config == "all" else (args.config,)
     results = evaluate_sync(args.data, args.out, configs=configs, params=_params(args), limit=args.limit,

@@ -26,7 +26,7 @@ def register(cli) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from ..train import train
-    from ..train_config import load_config
+    from ..train.config import load_config
 
     summary = train(load_config(args.config, args.overrides))
     return 0 if summary["finished"] or summary["step"] > 0 else 1

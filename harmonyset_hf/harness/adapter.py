@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from ..errors import HarmonySetError
-from ..models import MODELS, get_model
-from ..predict import check_model_config
+from ..evaluation.predict import check_model_config
+from ..models import MODELS, ModelError, get_model
 
 log = logging.getLogger(__name__)
 
@@ -127,8 +127,6 @@ class RegistryDispatcher:
                  batch_size: Any = None, device: Any = None, pair: str | None = None,
                  model_options: Mapping[str, Any] | None = None, **model_kwargs: Any):
         if model is None and mc is None and oe is None and pair is None:
-            from ..models import ModelError
-
             raise ModelError(f"name a model: model=<one of {', '.join(sorted(MODELS))}> "
                              "(or mc=<name>, oe=<name>, pair=<name> per config)")
         self.names = {"mc": mc or model, "oe": oe or model, "pair": pair or model}
@@ -143,8 +141,6 @@ class RegistryDispatcher:
         """The model answering ``config`` (built once, shared when both configs name the same one)."""
         name = self.names[config]
         if name is None:
-            from ..models import ModelError
-
             raise ModelError(f"no model answers HarmonySet-{config.upper()} here: pass {config}=<model name>")
         if name not in self._models:
             accepted = constructor_params(name)
@@ -192,8 +188,6 @@ class RegistryDispatcher:
         if getattr(model, "needs_media", False):
             paths = [v for v in req.visuals if isinstance(v, str)] or [row.get("video_path")]
             if not paths[0]:
-                from ..models import ModelError
-
                 raise ModelError(f"{model.name} needs the video of {row.get('id')!r}, which the request lacks")
             row["video"] = {"path": paths[0], "bytes": None}
         return row

@@ -12,6 +12,7 @@ import os
 import sys
 
 from ..errors import HarmonySetError
+from .lm_eval_models import register
 from .task_folders import task_folder
 
 
@@ -35,8 +36,6 @@ def main() -> None:
     `harmonyset` prints them; ``HARMONYSET_DEBUG=1`` shows the traceback.
     """
     from lm_eval.__main__ import cli_evaluate
-
-    from .lm_eval_models import register
 
     register()
     sys.argv[1:] = with_task_folder(sys.argv[1:])

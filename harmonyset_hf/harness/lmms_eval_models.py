@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from .adapter import registry_variants
+from .adapter import HarnessRequest, make_dispatcher, refuse_requests, registry_variants, stop_strings
 
 _CLASS_PREFIX = "HarmonySetLMMS_"
 
@@ -32,8 +32,6 @@ def manifests() -> list[Any]:
 @functools.cache
 def _base_class() -> type:
     from lmms_eval.api.model import lmms
-
-    from .adapter import HarnessRequest, make_dispatcher, refuse_requests, stop_strings
 
     class HarmonySetLMMS(lmms):
         """A HarmonySet registry model behind lmms-eval's ``generate_until`` (visual: the mp4 path)."""

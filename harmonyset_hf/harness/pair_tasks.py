@@ -19,8 +19,10 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ..evaluation import evaluate_pair, summary_line
 from ..prompting import pair_prompt
-from .tasks import HarnessError, _reply, data_source, memoised, overall_metric, prepare_docs, wrap_prompt
+from ..sync.swap import PAIR_CONFIG, PAIR_SPLIT, load_pair
+from .tasks import HarnessError, data_source, memoised, overall_metric, prepare_docs, reply_text, wrap_prompt
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +39,6 @@ def pair_data_source(metadata: Mapping[str, Any] | None = None) -> str:
 
 def load_pair_docs(config: str = "pair", data: str | None = None, **metadata: Any) -> dict[str, Any]:
     """lm-eval's ``custom_dataset``: ``{"test": docs}`` of a swap folder's ``pair`` config (with ``video_path``)."""
-    from ..pair import PAIR_CONFIG, PAIR_SPLIT, load_pair
-
     if config != PAIR_CONFIG:
         raise HarnessError(f"the pair task reads config 'pair', not {config!r}")
     source = pair_data_source({**metadata, **({"data": data} if data else {})})  # pair_data first
@@ -62,14 +62,12 @@ def pair_doc_to_target(doc: Mapping) -> str:
 def pair_process_results(doc: Mapping, results: Any) -> dict[str, dict]:
     """The reply and the doc's pairing fields under every pair metric (scored together in the aggregation)."""
     item = {"id": str(doc["id"]), "pair_id": str(doc["pair_id"]), "variant": doc["variant"],
-            "category": doc["category"], "music_source_id": doc.get("music_source_id"), "response": _reply(results)}
+            "category": doc["category"], "music_source_id": doc.get("music_source_id"), "response": reply_text(results)}
     return {metric: item for metric in PAIR_METRICS}
 
 
 def score_pair_items(items: list[Mapping]) -> dict:
     """``evaluate_pair`` results of the items of both versions; items whose other version is absent are left out."""
-    from ..evaluation import evaluate_pair, summary_line
-
     def score() -> dict:
         versions: dict[str, set] = {}
         for item in items:

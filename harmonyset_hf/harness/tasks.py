@@ -4,19 +4,19 @@ Both harnesses get the same functions, so HarmonySet-MC accuracy and HarmonySet-
 from a harness equal ``harmonyset eval mc|oe`` on the same replies:
 
 - data: a Hub folder or repo id from ``--metadata '{"data": ...}'`` (lm-eval) or ``HARMONYSET_DATA``,
-  loaded with :func:`harmonyset_hf.hub.load` (a cache private to each local folder) and turned into
+  loaded with :func:`harmonyset_hf.data.hub.load` (a cache private to each local folder) and turned into
   plain docs by :func:`prepare_docs` (the ``video`` column becomes the mp4's ``video_path``);
 - prompts: :func:`harmonyset_hf.prompting.mc_prompt` / ``oe_prompt``, nothing else;
-- MC: :func:`mc_process_results` reads the letter with :func:`harmonyset_hf.scoring.parse_choice`
+- MC: :func:`mc_process_results` reads the letter with :func:`harmonyset_hf.evaluation.scoring.parse_choice`
   (``accuracy`` and ``invalid_rate`` per question, averaged by the harness);
 - OE: :func:`oe_process_results` hands each reply to the aggregation, where
-  :func:`judge_items` runs the judge once over all replies (concurrently, through llm.py) with
+  :func:`judge_items` runs the judge once over all replies (concurrently, through harmonyset_hf.llm) with
   :func:`harmonyset_hf.evaluation.evaluate_oe`, and each aspect's aggregation reads its mean.
 
 Judge settings: ``--metadata`` keys ``judge`` (``openai`` | ``embedding``), ``judge_model``,
 ``judge_base_url``, ``judge_concurrency``, ``judge_cache`` (lm-eval), else the environment:
 ``HARMONYSET_JUDGE`` (kind, default ``openai``), ``HARMONYSET_JUDGE_MODEL``/``_BASE_URL``/``_API_KEY``/
-``_CONCURRENCY`` (read by llm.py). An API key is never read from ``--metadata`` (it would be logged).
+``_CONCURRENCY`` (read by harmonyset_hf.llm). An API key is never read from ``--metadata`` (it would be logged).
 """
 
 from __future__ import annotations
@@ -29,10 +29,14 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ..data.hub import load as hub_load
+from ..data.hub import local_cache_dir
 from ..errors import ConfigError, HarmonySetError
+from ..evaluation import evaluate_oe, summary_line
+from ..evaluation.scoring import parse_choice
+from ..judge import make_judge
 from ..prompting import mc_prompt, oe_prompt
 from ..schema import ASPECTS, SPLITS
-from ..scoring import parse_choice
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +63,6 @@ def data_source(metadata: Mapping[str, Any] | None = None) -> str:
 
 def load_dataset_kwargs(data: str) -> dict[str, Any]:
     """Extra ``load_dataset`` arguments for ``data``: a cache private to a local folder (datasets 5.2 shares one)."""
-    from ..hub import local_cache_dir
-
     cache = local_cache_dir(data)
     return {"cache_dir": cache} if cache else {}
 
@@ -100,8 +102,6 @@ def load_docs(config: str, data: str | None = None, aspect: str | None = None, *
 
     lm-eval passes ``--metadata`` (merged with the model args) as keyword arguments, hence ``**metadata``.
     """
-    from ..hub import load as hub_load
-
     if config not in ("mc", "oe"):
         raise HarnessError(f"config must be 'mc' or 'oe', got {config!r}")
     source = data_source({"data": data} if data else metadata)
@@ -134,7 +134,8 @@ def doc_to_target(doc: Mapping) -> str:
     return doc["answer"] if "question_id" in doc else doc["annotation"]
 
 
-def _reply(results: Any) -> str:
+def reply_text(results: Any) -> str:
+    """The model's reply in a harness ``results`` list (or the value itself), as text."""
     reply = results[0] if isinstance(results, (list, tuple)) else results
     return "" if reply is None else str(reply)
 
@@ -144,7 +145,7 @@ def _reply(results: Any) -> str:
 # --------------------------------------------------------------------------------------------
 def mc_process_results(doc: Mapping, results: Any) -> dict[str, int]:
     """``accuracy`` (1 when the extracted letter is the answer) and ``invalid_rate`` (1 when none/several)."""
-    choice = parse_choice(_reply(results), doc["options"])
+    choice = parse_choice(reply_text(results), doc["options"])
     return {"accuracy": int(choice.letter == doc["answer"]), "invalid_rate": int(choice.letter is None)}
 
 
@@ -172,8 +173,6 @@ def judge_settings() -> dict[str, Any]:
 
 def make_harness_judge(settings: Mapping[str, Any]) -> Any:
     """The judge of ``settings`` (``openai``: the paper's prompt on any OpenAI-compatible server)."""
-    from ..judge import make_judge
-
     kind = str(settings.get("judge", "openai"))
     if kind == "embedding":
         return make_judge("embedding")
@@ -187,14 +186,12 @@ def make_harness_judge(settings: Mapping[str, Any]) -> Any:
 def oe_process_results(doc: Mapping, results: Any) -> dict[str, dict]:
     """The reply and what judging it needs, under each OE metric (judged together in the aggregation)."""
     item = {"id": str(doc["id"]), "category": doc["category"], "subcategory": doc.get("subcategory"),
-            "annotation": doc["annotation"], "response": _reply(results)}
+            "annotation": doc["annotation"], "response": reply_text(results)}
     return {**{aspect: item for aspect in ASPECTS}, "failed": item}
 
 
 def judge_items(items: list[Mapping]) -> dict:
     """``evaluate_oe`` results of the OE items (one judge run per distinct item set and settings)."""
-    from ..evaluation import evaluate_oe, summary_line
-
     settings = judge_settings()
 
     def judge_all() -> dict:

@@ -7,6 +7,7 @@ import logging
 from collections import OrderedDict
 from typing import Any
 
+from ..media import load_clip
 from .base import ModelError
 
 log = logging.getLogger(__name__)
@@ -33,8 +34,6 @@ class ClipLoader:
 
     def __call__(self, rows: list[dict]) -> list[Any]:
         """One clip per row (frames at segment midpoints, full mono audio); warnings are logged."""
-        from ..media import load_clip
-
         clips = []
         for row in rows:
             source = row.get("video")

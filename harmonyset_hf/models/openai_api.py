@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import ConfigError
+from ..llm import ChatRequest, LLMClient
 from .base import ModelError
 from .clips import ClipLoader
 
@@ -96,9 +98,6 @@ class OpenAIChatModel:
                  concurrency: int | None = None, cache_dir: str | None = None, use_cache: bool = True,
                  timeout: float = 120.0, max_attempts: int = 6, media_backend: str = "pyav",
                  name: str | None = None, progress: bool = False):
-        from ..errors import ConfigError
-        from ..llm import LLMClient
-
         try:
             self.client = LLMClient(model=model, base_url=base_url, env_prefix=ENV_PREFIX, cache_dir=cache_dir,
                                     use_cache=use_cache, concurrency=concurrency, timeout=timeout,
@@ -118,8 +117,6 @@ class OpenAIChatModel:
 
     def requests(self, batch: list[dict], prompts: list[str]) -> list[Any]:
         """The chat requests for a batch (frames and audio of each row's video, then its prompt)."""
-        from ..llm import ChatRequest
-
         clips = self._clips(batch)
         return [ChatRequest(clip_messages(clip, prompt, self.system, self.audio, self.timestamps, self.max_side,
                                           self.jpeg_quality), params=dict(self.params))

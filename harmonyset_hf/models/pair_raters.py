@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..media import load_clip
+from ..sync import analyze
 from .base import ModelError
 
 
@@ -42,8 +44,6 @@ class FramesOnlyRater(_PairRater):
 
     def rate(self, video: Any) -> int:
         """1-10 from the mean brightness of the sampled frames."""
-        from ..media import load_clip
-
         clip = load_clip(video, num_frames=self.frames, audio_mode="none")
         return 1 + int(round(9 * float(clip.frames.mean()) / 255))
 
@@ -55,7 +55,5 @@ class SyncRater(_PairRater):
 
     def rate(self, video: Any) -> int:
         """1 + 9 x the sync score (mean credit of the detected cuts); 5 when the video has no cut."""
-        from ..sync import analyze
-
         score = analyze(video).score
         return 5 if score is None else 1 + int(round(9 * score))

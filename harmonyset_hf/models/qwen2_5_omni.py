@@ -17,6 +17,7 @@ from typing import Any
 
 from .base import ModelError, load_problem
 from .clips import ClipLoader
+from .tiny import tiny_model_dir
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,8 @@ class QwenOmniModel:
                  local_files_only: bool = False):
         import torch
 
+        # Lazy: omni_processing imports transformers at its top (25.5 s here: python -X importtime -c
+        # "import harmonyset_hf.models.omni_processing"); the registry and `train` import this module first.
         from .omni_processing import QWEN_OMNI_SYSTEM_PROMPT, load_processor
 
         frames = 16 if frames is None else int(frames)
@@ -104,7 +107,7 @@ class QwenOmniModel:
             else:
                 raise ModelError(f"adapter {adapter!r} is neither a peft adapter (adapter_config.json) "
                                  "nor merged weights (config.json)")
-            if _has(adapter_dir, "tokenizer_config.json"):  # train.py saves the processor beside the weights
+            if _has(adapter_dir, "tokenizer_config.json"):  # train/loop.py saves the processor beside the weights
                 processor_from = str(adapter_dir)
         torch.manual_seed(self.seed)
         self.model = load_thinker(weights, dtype=self.dtype, attn_implementation=attn_implementation, **hub)
@@ -148,7 +151,7 @@ class QwenOmniModel:
         """Replies for already-loaded clips (``harmonyset_hf.media.Clip``) and their prompts."""
         import torch
 
-        from .omni_processing import MODEL_KWARGS, build_inputs, make_conversation
+        from .omni_processing import MODEL_KWARGS, build_inputs, make_conversation  # lazy: see __init__
 
         conversations = [make_conversation(p, system=self.system) for p in prompts]
         inputs = build_inputs(self.processor, clips, conversations, add_generation_prompt=True, padding_side="left")
@@ -180,8 +183,6 @@ class TinyOmniModel(QwenOmniModel):
         super().__init__(path=path, max_new_tokens=max_new_tokens, **kwargs)
 
     def _default_path(self, path: str | None, seed: int) -> str:
-        from .tiny import tiny_model_dir
-
         return str(tiny_model_dir(path))  # weights seeded 0 always; `seed` is the generation seed
 
     def _describe_name(self, path: str, adapter: str | None) -> str:

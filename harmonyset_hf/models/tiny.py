@@ -17,6 +17,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from .. import schema
 from ..io import atomic_write_json
 from .base import ModelError
 
@@ -60,8 +61,6 @@ TINY_MAX_PIXELS = 112 * 112
 
 def _corpus() -> list[str]:
     """Training text for the BPE: the paper's prompts and HarmonySet's vocabulary."""
-    from .. import schema
-
     texts = [p.read_text(encoding="utf-8") for p in sorted((Path(__file__).parent.parent / "prompts").glob("*"))
              if p.is_file()]
     words: list[str] = []
@@ -127,6 +126,9 @@ def build_tiny_model(out: str | Path, seed: int = 0) -> Path:
     import torch
     from transformers import GenerationConfig, Qwen2_5OmniThinkerForConditionalGeneration, WhisperFeatureExtractor
 
+    # Lazy, like transformers above: omni_processing imports transformers at its top, 25.5 s on this (shared)
+    # machine (python -X importtime -c "import harmonyset_hf.models.omni_processing"); the registry imports
+    # this module to list and build models that never need it.
     from .omni_processing import OmniVideoProcessor, build_processor
 
     out = Path(out)

@@ -1,0 +1,1 @@
+"""Audits of the benchmark and its judge: MC answer bias, judge robustness, judge agreement."""

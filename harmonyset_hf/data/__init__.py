@@ -1,0 +1,1 @@
+"""Release files -> canonical records -> a Hub folder (build, card, load, push, export)."""
