@@ -84,10 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        if getattr(args, "max_pixels", None) or getattr(args, "max_duration", None):
-            from .media import set_media_budget  # numpy and PyAV: only for the verbs that read media
-
-            set_media_budget(max_pixels=args.max_pixels, max_duration=args.max_duration)
+        commands.apply_media_budget(args)  # --max-pixels / --max-duration of the verbs that read media
         code = args.func(args)
     except HarmonySetError as err:
         if args.debug or os.environ.get("HARMONYSET_DEBUG"):

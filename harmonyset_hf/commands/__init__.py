@@ -54,6 +54,14 @@ def add_media_budget_args(p) -> None:
                         "before decoding")
 
 
+def apply_media_budget(args) -> None:
+    """Raise the process's media budget to what --max-pixels / --max-duration give (nothing when not given)."""
+    if getattr(args, "max_pixels", None) or getattr(args, "max_duration", None):
+        from ..media import set_media_budget  # numpy and PyAV: loaded only for the verbs that read media
+
+        set_media_budget(max_pixels=args.max_pixels, max_duration=args.max_duration)
+
+
 def judge_from_args(args):
     """The judge that --judge, --judge-mode, --judge-model, --judge-base-url, --concurrency and --cache name."""
     from ..errors import ConfigError
