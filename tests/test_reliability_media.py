@@ -79,7 +79,8 @@ def test_probe_refuses_8192x8192_frames_before_decoding(huge_frame):
         probe(huge_frame)
     rss, out = _peak_rss_mb(f"from harmonyset_hf.media import describe\ntry:\n    describe({str(huge_frame)!r})\n"
                             "except Exception as err:\n    print(type(err).__name__, err)")
-    assert "MediaTooLargeError" in out and rss < 1500, out  # FFmpeg's own probing takes 0.2-1 GB; was 3.6 GB
+    # What remains is FFmpeg's own stream probing inside av.open (0.2-1.6 GB seen under load); before: 3.6 GB.
+    assert "MediaTooLargeError" in out and rss < 2500, out
 
 
 @pytest.fixture

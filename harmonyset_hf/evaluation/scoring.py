@@ -296,7 +296,8 @@ _STATED = re.compile(r"\b(?:rating|score|rate\s+(?:it|this|the\s+fit)(?:\s+(?:a|
 _LEADING_NUMBER = re.compile(r"^\s*" + _NUM + r"(?![\d:])(?!\s*(?:or|and|to|-|–|,)\s*\d)\s*(?:[.!,;)\-]|$|\s)",
                              re.IGNORECASE)
 # Not ratings: the scale itself ("1 to 10", "1-10"), timestamps ("00:10") and times ("3 seconds").
-_SCALE = re.compile(r"\b(?:1|one)\s*(?:-|–|to|through)\s*(?:10|ten)\b|\bscale\s+of\s+(?:1|one)\b|(?<!\d)\d+:\d+|"
+_RANGE = r"\s*(?:-|–|to|through)\s*(?:10|ten)\b"
+_SCALE = re.compile(r"\b(?:1|one)" + _RANGE + r"|\bscale\s+of\s+(?:1|one)(?:" + _RANGE + r")?\b|(?<!\d)\d+:\d+|"
                     r"\b\d+(?:\.\d+)?\s*(?:s|sec|secs|seconds?|minutes?|bpm|%|hz)\b", re.IGNORECASE)
 _ANY_NUMBER = re.compile(r"(?<![\w.])(\d{1,2}(?:\.\d+)?|" + "|".join(_WORDS) + r")(?![\w])", re.IGNORECASE)
 
