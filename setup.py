@@ -22,6 +22,7 @@ EXTRAS = {
     # removed that module, so every lmms-eval run fails with a newer filelock.
     "harness": ["lm-eval>=0.4.13", "lmms-eval>=0.7.3", "filelock<4.3"],
     "decord": ["decord>=0.6.0"],
+    "videos": ["yt-dlp>=2025.1"],
     "dev": ["pytest>=8", "pytest-timeout", "ruff", "build>=1.2", "twine>=5"],
 }
 EXTRAS["all"] = sorted({dep for name, deps in EXTRAS.items() if name != "dev" for dep in deps})

@@ -21,6 +21,7 @@ GROUPS = {
     "annotate": "the human-machine annotation framework",
     "audit": "check how far the numbers can be trusted",
     "derive": "make derived datasets",
+    "videos": "get the videos the release names (YouTube ids)",
 }
 
 
@@ -55,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
             "typical use:\n"
             "  harmonyset demo --out demo_out                  # everything, offline, on HarmonySet-mini\n"
             "  harmonyset build --release REL --out HUB --annotations-only\n"
+            "  harmonyset videos download --release REL --out VIDEOS      # then build --videos VIDEOS\n"
             "  harmonyset predict --data HUB --config mc --model NAME --out preds.jsonl\n"
             "  harmonyset eval mc --data HUB --predictions preds.jsonl --out results/\n"
             "  harmonyset report results/ --out report/ --compare-paper\n"

@@ -3,13 +3,19 @@
 HarmonySet-MC shows the question, the four lettered options and an instruction to answer with
 the letter; HarmonySet-OE shows the item's own instruction (one of the paper's templates, Fig. 11)
 without the ``<video>`` placeholder: each model adapter puts its media where its chat format wants.
+An item without an instruction gets one of the paper's templates, drawn by the digest of its id
+(:func:`instruction_for`), the same in predict, the harness tasks, training and the export.
 The swap-pair task asks every version of a video the same 1-10 music-fit rating question.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
 import re
 from collections.abc import Mapping, Sequence
+from importlib import resources
 
 from .schema import OPTION_LETTERS
 
@@ -23,6 +29,8 @@ PAIR_RATING_PROMPT = (
     "from 1 (the music does not fit the video at all) to 10 (the music fits the video perfectly). "
     "Answer with the number only."
 )
+
+INSTRUCTION_TEMPLATES_FILE = "prompts/instruction_templates.json"
 
 _VIDEO_TOKEN_RE = re.compile(r"^\s*<video>\s*\n?", re.IGNORECASE)
 
@@ -44,9 +52,30 @@ def mc_prompt(row: Mapping) -> str:
     return f"{row['question'].strip()}\n{format_options(row['options'])}\n{MC_ANSWER_INSTRUCTION}"
 
 
+@functools.cache
+def instruction_templates() -> tuple[str, ...]:
+    """The paper's instruction templates (Fig. 11), each starting with ``<video>\\n``."""
+    text = resources.files("harmonyset_hf").joinpath(INSTRUCTION_TEMPLATES_FILE).read_text(encoding="utf-8")
+    return tuple(json.loads(text))
+
+
+def has_instruction(row: Mapping) -> bool:
+    """Whether a row carries its own (non-empty) instruction."""
+    value = row.get("instruction")
+    return isinstance(value, str) and bool(_VIDEO_TOKEN_RE.sub("", value).strip())
+
+
+def instruction_for(row: Mapping) -> str:
+    """A row's instruction with ``<video>\\n`` in front; without one, a paper template drawn by the sha1 of its id."""
+    if has_instruction(row):
+        return "<video>\n" + _VIDEO_TOKEN_RE.sub("", row["instruction"]).strip()
+    templates = instruction_templates()
+    return templates[int(hashlib.sha1(str(row["id"]).encode()).hexdigest(), 16) % len(templates)]
+
+
 def oe_prompt(row: Mapping) -> str:
-    """The text prompt of one HarmonySet-OE item: its instruction, without the ``<video>`` placeholder."""
-    return _VIDEO_TOKEN_RE.sub("", row["instruction"]).strip()
+    """The text prompt of one HarmonySet-OE item: its instruction (or its drawn template), without ``<video>``."""
+    return _VIDEO_TOKEN_RE.sub("", instruction_for(row)).strip()
 
 
 def pair_prompt(row: Mapping) -> str:

@@ -109,6 +109,13 @@ LABEL_ASPECT: dict[str, str] = {
     "video_emotions": "emotion", "emotion_alignment": "emotion", "emotional_richness": "emotion",
     "culture_elements": "culture", "cultural_relevance": "culture",
 }
+# The paper's other spellings (section 3.2.1 names the dimension "narrative enhancement" and its labels
+# "enhancing", "suggesting", "independent narrative"): accepted, stored under the keys above.
+SUB_ASPECT_ALIASES: dict[str, str] = {"narrative enhancement": "narrative_supplement"}
+LABEL_ALIASES: dict[str, dict[str, str]] = {
+    "narrative_supplement": {"enhancing": "enhancement", "suggesting": "suggestion",
+                             "independent narrative": "independent"},
+}
 # Sub-aspects whose value is a set of labels, written "happy|hope" in flat files.
 MULTI_LABELS: frozenset[str] = frozenset({"video_emotions", "culture_elements"})
 # Sub-aspects whose vocabulary is open (the paper lists examples, "..."); other values are kept.
@@ -178,7 +185,9 @@ _SUBCATEGORY_TABLE: dict[str, str] = {
     "Cultural Heritage": "CulturalHeritage", "Theme park": "Themepark", "How to": "Howto",
     "Life hacks": "Lifehacks", "Vlog": "Vlogs", "Theater": "Theatre",
 }
-_LABEL_TABLES: dict[str, dict[str, str]] = {k: {v: v for v in vocab} for k, vocab in LABELS.items()}
+_LABEL_TABLES: dict[str, dict[str, str]] = {k: {**{v: v for v in vocab}, **LABEL_ALIASES.get(k, {})}
+                                             for k, vocab in LABELS.items()}
+_SUB_ASPECT_TABLE: dict[str, str] = {**{k: k for k in LABELS}, **SUB_ASPECT_ALIASES}
 _SYNC_TABLE: dict[str, str] = {c: c for c in SYNC_CODES}
 
 
@@ -192,6 +201,11 @@ def normalize_subcategory(value: Any, category: str | None = None) -> str:
                 f"subcategory {sub!r} belongs to {SUBCATEGORY_TO_CATEGORY[sub]!r}, not {cat!r}; "
                 f"valid for {cat!r}: {', '.join(SUBCATEGORIES[cat])}")
     return sub
+
+
+def normalize_sub_aspect(value: Any) -> str:
+    """Map a sub-aspect's name (key, spaced, or the paper's other spelling) to its key."""
+    return _normalize(value, _SUB_ASPECT_TABLE, "sub-aspect", LABELS)
 
 
 def normalize_label(sub_aspect: str, value: Any) -> str | list[str]:

@@ -10,10 +10,20 @@ points ``mm:ss,CODE`` separated by ``;`` (``0`` = no key point).
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 
 from .errors import HarmonySetError
 from .schema import ASPECT_HEADERS, ASPECTS, CANONICAL_HEADERS, MAX_SYNC_POINTS, SYNC_CODES
+
+# Quote and bracket characters of every kind that may wrap an option letter ('B', ‘A’, “C”, 「D」, 【A】, <B>).
+LETTER_WRAPPERS = "'\"‘’‚“”„«»‹›「」『』【】〔〕《》〈〉<>{}[]()"
+_WRAPPED_LETTER = re.compile(rf"[{re.escape(LETTER_WRAPPERS)}]\s*([A-Da-d])\s*[{re.escape(LETTER_WRAPPERS)}]")
+
+
+def unwrap_letters(text: str) -> str:
+    """Text in NFKC form (full-width ``Ｂ`` -> ``B``) with every wrapped option letter written ``(B)``."""
+    return _WRAPPED_LETTER.sub(lambda m: f"({m.group(1).upper()})", unicodedata.normalize("NFKC", text))
 
 
 class SectionError(HarmonySetError, ValueError):

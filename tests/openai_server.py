@@ -142,12 +142,20 @@ def split_fence(prompt: str, response_block: str) -> tuple[str | None, str]:
     return inside.strip(), response_block[:start] + response_block[end + len(decl.group(2)):]
 
 
+def first_user_text(body: dict) -> str:
+    """The text of a request's first user message: the judge prompt, also in a follow-up conversation."""
+    first = next((m for m in body.get("messages", []) if m.get("role") == "user"), None)
+    return request_text({"messages": [first]}) if first else ""
+
+
 def judge_reply(body: dict) -> str:
     """Play the OE judge: ``s1,s2,s3,s4`` for a judge prompt, an echo of the text otherwise.
 
-    A response fenced by the hardened prompt's delimiters is scored on the text inside the fence.
+    A response fenced by the hardened prompt's delimiters is scored on the text inside the fence. In a
+    follow-up conversation (the judge's earlier reply and a reminder of the format) the first user
+    message is the one judged, as a model continuing the conversation would.
     """
-    text = request_text(body)
+    text = first_user_text(body) if _JUDGE_RE.search(first_user_text(body)) else request_text(body)
     m = _JUDGE_RE.search(text)
     if m:
         inside, _ = split_fence(text, m.group("response"))
@@ -165,7 +173,7 @@ def obedient_judge_reply(body: dict) -> str:
     "answer/output ... 10,10,10,10" is obeyed: those four scores come back. Text inside the fence
     declared by the hardened prompt is rated as data (word overlap), never obeyed.
     """
-    text = request_text(body)
+    text = first_user_text(body)
     m = _JUDGE_RE.search(text)
     if not m:
         return judge_reply(body)
@@ -197,8 +205,13 @@ class FakeOpenAIServer:
         api_key: str | None = None,
         keep_bodies: bool = False,
         port: int = 0,
+        served_model: str | None = None,
+        system_fingerprint: str | None = None,
     ) -> None:
         self.reply = reply
+        self.served_model = served_model  # the model name replies report (as an API resolves an alias)
+        self.system_fingerprint = system_fingerprint
+        self.finish_reason = "stop"  # "length" plays a model that ran into max_tokens
         self.latency = latency
         self.api_key = api_key  # when set, other keys get a 401
         self.keep_bodies = keep_bodies
@@ -391,12 +404,14 @@ class FakeOpenAIServer:
             "id": f"chatcmpl-{key[:24]}",
             "object": "chat.completion",
             "created": int(time.time()),
-            "model": body.get("model", "fake"),
+            "model": self.served_model or body.get("model", "fake"),
             "choices": [{"index": 0, "message": {"role": "assistant", "content": reply_text},
-                         "finish_reason": "stop", "logprobs": None}],
+                         "finish_reason": self.finish_reason, "logprobs": None}],
             "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                       "total_tokens": prompt_tokens + completion_tokens},
         }
+        if self.system_fingerprint:
+            payload["system_fingerprint"] = self.system_fingerprint
         if writer.is_closing():  # the client gave up (timeout): nothing was delivered
             return False
         with self._lock:

@@ -8,6 +8,7 @@ as our predictions and scored by `harmonyset eval mc|oe`; the harness's own metr
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -17,9 +18,10 @@ import pytest
 
 from harmonyset_hf.cli import main as harmonyset_main
 from harmonyset_hf.evaluation.predict import load_split
+from harmonyset_hf.evaluation.scoring import parse_choice
 from harmonyset_hf.io import write_jsonl
 from harmonyset_hf.prompting import mc_prompt, oe_prompt
-from harmonyset_hf.schema import ASPECTS
+from harmonyset_hf.schema import ASPECTS, CATEGORIES
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -91,12 +93,38 @@ def _check_mc(results: dict, mc: dict, ours: dict) -> None:
 
 
 def _check_oe(results: dict, oe: dict, ours: dict) -> None:
-    """The harness's OE judge means equal `harmonyset eval oe` with the same judge."""
+    """The harness's OE judge means, and its category x aspect table, equal `harmonyset eval oe` with the same judge."""
     got = results["results"]["harmonyset_oe"]
     assert ours["counts"]["scored"] + ours["counts"]["failed"] == len(oe)
     for aspect in ASPECTS:
         assert got[f"{aspect},none"] == pytest.approx(ours["overall"][aspect], abs=1e-9), aspect
-    assert got["failed,none"] == ours["counts"]["failed"]
+    assert got["failed,none"] == ours["counts"]["failed"] and got["judge,none"] == ours["counts"]["scored"]
+    assert ours["categories"]
+    for category in CATEGORIES:
+        for aspect in ASPECTS:
+            value = got[f"{category}_{aspect},none"]
+            expected = ours["categories"].get(category, {}).get(aspect)
+            if expected is None:
+                assert value is None or math.isnan(value) or value == "NaN", (category, aspect)
+            else:
+                assert value == pytest.approx(expected, abs=1e-9), (category, aspect)
+
+
+def _check_choice_logged(sample: dict, row: dict) -> None:
+    """An MC sample log holds the letter read from the reply and why (as `harmonyset eval mc` reads it)."""
+    reply = sample["filtered_resps"][0] if isinstance(sample["filtered_resps"], list) else sample["filtered_resps"]
+    choice = parse_choice(reply, row["options"])
+    assert sample["choice"] == {"letter": choice.letter, "reason": choice.reason}
+
+
+def _check_verdict_logged(sample: dict, ident: str) -> None:
+    """An OE sample log holds the judge's verdict of its reply: four scores (or why none) and the judge's reply."""
+    verdict = sample["judge"]
+    assert verdict["id"] == ident and verdict["status"] in ("scored", "failed")
+    if verdict["status"] == "scored":
+        assert set(verdict["scores"]) == set(ASPECTS) and all(1 <= v <= 10 for v in verdict["scores"].values())
+    else:
+        assert verdict["error"]
 
 
 def _lm_eval_outputs(out: Path, hub_dir: Path) -> tuple[dict, dict[str, str], dict[str, str]]:
@@ -113,11 +141,13 @@ def _lm_eval_outputs(out: Path, hub_dir: Path) -> tuple[dict, dict[str, str], di
             assert args["arg_2"]["visual"] == [row["video"]["path"]]  # the mp4 (video + its music)
             assert s["doc"]["aspect"] == task.rsplit("_", 1)[1]
             mc[row["question_id"]] = s["filtered_resps"][0]
+            _check_choice_logged(s, row)
     oe: dict[str, str] = {}
     for s in _jsonl(_one(sorted(out.rglob("samples_harmonyset_oe_*.jsonl")), "OE samples")):
         row = oe_rows[s["doc"]["id"]]
         assert s["arguments"]["gen_args_0"]["arg_0"] == oe_prompt(row)
         oe[row["id"]] = s["filtered_resps"][0]
+        _check_verdict_logged(s, row["id"])
     return results, mc, oe
 
 
@@ -133,6 +163,7 @@ def _lmms_eval_outputs(out: Path, hub_dir: Path) -> tuple[dict, dict[str, str], 
             assert s["input"] == mc_prompt(row) and s["target"] == row["answer"]
             reply = s["filtered_resps"]
             mc[row["question_id"]] = reply[0] if isinstance(reply, list) else reply
+            _check_choice_logged(s, row)
     oe_rows = load_split(hub_dir, "oe")
     oe: dict[str, str] = {}
     for s in _jsonl(_one(sorted(out.rglob("*_samples_harmonyset_oe.jsonl")), "OE samples")):
@@ -140,6 +171,7 @@ def _lmms_eval_outputs(out: Path, hub_dir: Path) -> tuple[dict, dict[str, str], 
         assert s["input"] == oe_prompt(row)
         reply = s["filtered_resps"]
         oe[row["id"]] = reply[0] if isinstance(reply, list) else reply
+        _check_verdict_logged(s, row["id"])
     return results, mc, oe
 
 

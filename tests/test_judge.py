@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from openai_server import FakeOpenAIServer, overlap_scores, request_key
 
 from harmonyset_hf.errors import ConfigError
 from harmonyset_hf.judge import (
+    DEFAULT_JUDGE_MODEL,
     EmbeddingJudge,
     LLMJudge,
     ScoreParseError,
@@ -168,12 +170,52 @@ def test_unparsable_replies_are_reasked_then_failed(server, make):
     assert "unparsable judge reply after 3 ask(s)" in bad.error and bad.raw == "I will not score this."
     assert by_id["hs00003"].scores == {"rhythm": 9.0, "theme": 8.0, "emotion": 7.0, "culture": 6.0}
     prompt2 = [{"role": "user", "content": build_judge_prompt(items[2]["response"], items[2]["reference"])}]
-    assert server.served_for(prompt2) == 3  # one per attempt, each its own cache entry
+    assert server.served_for(prompt2) == 1  # the same prompt is never asked twice: the re-asks are follow-ups
+    with pytest.raises(ScoreParseError) as why:
+        parse_judge_scores("I will not score this.")
+    followup = judge.followup_for(items[2]["response"], items[2]["reference"], "I will not score this.",
+                                  str(why.value), 1).messages
+    assert server.served_for(followup) == 2  # attempts 2 and 3: each its own cache entry
     # Re-running serves every attempt from the cache: the failure is reproduced without a single call.
     served = server.total_served
     rerun = make(max_attempts=3).score_items(items, progress=False)
     assert [(r.scores, r.failed) for r in rerun] == [(r.scores, r.failed) for r in results]
     assert server.total_served == served
+
+
+def test_a_reply_without_scores_gets_a_follow_up_turn_quoting_the_format(make, tmp_path):
+    """The re-ask is the conversation so far plus a turn quoting the format, not the same prompt again."""
+    item = make_items(1)[0]
+    with FakeOpenAIServer(api_key=SECRET, keep_bodies=True, served_model="judge-model-2024-11-20",
+                          system_fingerprint="fp_test123") as srv:
+        srv.inject("reply", text="The response captures the mood well but misses the cultural side.")
+        judge = LLMJudge(model="judge-model", base_url=srv.base_url, api_key=SECRET, cache_dir=tmp_path / "c",
+                         backoff_base=0.01)
+        (result,) = judge.score_items([item], progress=False)
+        first, second = srv.stats.bodies
+        assert result.scores == expected(item) and result.attempts == 2 and not result.failed
+        assert len(first["messages"]) == 1 and second["messages"][:1] == first["messages"]
+        assert second["messages"][1] == {"role": "assistant",
+                                         "content": "The response captures the mood well but misses the cultural side."}
+        assert second["messages"][2]["role"] == "user" and "four values" in second["messages"][2]["content"]
+        assert "separated by a comma" in second["messages"][2]["content"]
+        assert (result.served_model, result.system_fingerprint) == ("judge-model-2024-11-20", "fp_test123")
+        assert judge.describe()["requested_model"] == "judge-model"
+        # Both asks are cached apart: a rerun pays nothing and reads the same served model from the cache.
+        (again,) = judge.score_items([item], progress=False)
+        assert again.cached and again.scores == result.scores and again.served_model == "judge-model-2024-11-20"
+        assert srv.total_served == 2
+        judge.close()
+
+
+def test_default_judge_is_a_dated_snapshot_and_the_alias_still_works(monkeypatch):
+    monkeypatch.delenv("HARMONYSET_JUDGE_MODEL", raising=False)
+    assert re.fullmatch(r"gpt-4o-\d{4}-\d{2}-\d{2}", DEFAULT_JUDGE_MODEL)
+    dated = LLMJudge(base_url="http://127.0.0.1:9/v1", api_key="x")
+    alias = LLMJudge(model="gpt-4o", base_url="http://127.0.0.1:9/v1", api_key="x")
+    assert dated.describe()["model"] == DEFAULT_JUDGE_MODEL and alias.describe()["model"] == "gpt-4o"
+    dated.close()
+    alias.close()
 
 
 def test_faults_do_not_change_the_numbers(server, make, tmp_path, caplog):

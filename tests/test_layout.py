@@ -17,7 +17,6 @@ MAX_TOP_LEVEL = 10
 # Imports of our own modules that stay inside functions, each with a measured reason in a comment there.
 LAZY_OUTSIDE_COMMANDS = {
     ("harmonyset_hf", "harmonyset_hf.data.hub"),
-    ("harmonyset_hf.data.hub", "harmonyset_hf.annotation.instruct"),
     ("harmonyset_hf.models.qwen2_5_omni", "harmonyset_hf.models.omni_processing"),
     ("harmonyset_hf.models.tiny", "harmonyset_hf.models.omni_processing"),
 }

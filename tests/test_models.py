@@ -287,6 +287,8 @@ def test_tiny_adapter_generates_a_batch(tiny_dir, videos, frames):
     assert model.name == "tiny" and model.needs_media
     replies = model.generate(_rows(videos, ["a", "b"]), ["Describe the music.", "Is it in sync?"])
     assert len(replies) == 2 and all(isinstance(r, str) for r in replies)
+    # each reply says whether it ran into max_new_tokens (6 here: a random-weight model rarely stops before)
+    assert all(isinstance(r.truncated, bool) for r in replies) and any(r.truncated for r in replies)
     clip = model.load_clips(_rows(videos, ["a"]))[0]
     assert len(clip.frames) == frames
     inputs = build_inputs(model.processor, [clip], [make_conversation("x")], add_generation_prompt=True)

@@ -60,7 +60,7 @@ def test_clean_release_gives_canonical_records(tmp_path):
 def test_every_skip_reason_is_reported_and_the_rest_goes_on(tmp_path, videos):
     items = [
         item("a", video="a.mp4"),
-        item("b", video="missing.mp4"),
+        item("x", video="missing.mp4"),  # neither its file nor one named by its id
         item("a", video="c.mp4"),  # duplicate id
         item("c", category="Cooking Shows"),
         item("d", sync="00:10;A"),
@@ -71,7 +71,7 @@ def test_every_skip_reason_is_reported_and_the_rest_goes_on(tmp_path, videos):
     ]
     rel = read_release(write(tmp_path / "HarmonySet_Train.json", items), videos)
     got = {(p.id, p.reason.split(":")[0]) for p in rel.problems}
-    assert got == {("b", "missing video"), ("a", "duplicate id"), ("c", "unknown category"),
+    assert got == {("x", "missing video"), ("a", "duplicate id"), ("c", "unknown category"),
                    ("d", "malformed sync"), ("e", "missing sections"), ("f", "video path escapes the video root"),
                    ("g", "video path escapes the video root"), ("h", "unknown subcategory")}
     assert [r["id"] for r in rel.records["instruct"]] == ["a"]

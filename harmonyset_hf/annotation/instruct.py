@@ -10,24 +10,22 @@ release's VideoLLaMA2 JSON (``HarmonySet_Train.json`` / ``HarmonySet_Test.json``
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
 import random
 from collections import Counter
 from collections.abc import Sequence
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from .. import schema
 from ..errors import HarmonySetError
 from ..io import atomic_write_json
+from ..prompting import instruction_templates
 from ..text import find_sections, join_sections
 from .describe import read_annotations, read_consensus, read_metadata_files, require_file
 
-TEMPLATES_FILE = "prompts/instruction_templates.json"
 OUTPUT_FILES = {"train": "HarmonySet_Train.json", "test": "HarmonySet_Test.json"}
 # Outside the release folder's top level: `harmonyset build` reads every *train*/*test*/*mc* JSON there.
 MANIFEST = "manifests/instruct.json"
@@ -35,13 +33,6 @@ MANIFEST = "manifests/instruct.json"
 
 class InstructError(HarmonySetError):
     """Inputs the instruct step cannot use."""
-
-
-@functools.cache
-def instruction_templates() -> tuple[str, ...]:
-    """The paper's instruction templates (Fig. 11), each starting with ``<video>\\n``."""
-    text = resources.files("harmonyset_hf").joinpath(TEMPLATES_FILE).read_text(encoding="utf-8")
-    return tuple(json.loads(text))
 
 
 def choose_template(item_id: str, seed: int = 0) -> int:

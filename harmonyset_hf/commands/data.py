@@ -46,6 +46,13 @@ def _build(args: argparse.Namespace) -> int:
         print(f"skipped {problem['source']} id={problem['id']!r} ({problem['config']}): {problem['reason']}")
     if report["skipped_count"] > 20:
         print(f"... {report['skipped_count'] - 20} more in {args.out}/build_report.json")
+    if report.get("missing_videos", {}).get("count"):
+        print(f"{report['missing_videos']['count']} items have no video in {args.videos} and are left out "
+              f"(listed under missing_videos in {args.out}/build_report.json)")
+    drawn = {c: n for c, n in report.get("instructions_drawn", {}).items() if n}
+    if drawn:
+        print("items without an instruction (their prompts use a paper template drawn by id): "
+              + ", ".join(f"{c} {n}" for c, n in drawn.items()))
     counts = ", ".join(f"{c} {n}" for c, n in report["counts"].items())
     print(f"built {args.out}: {counts} rows; {report['skipped_count']} skipped; {report['seconds']} s")
     return 0

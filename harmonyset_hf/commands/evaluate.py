@@ -16,6 +16,13 @@ def register(cli) -> None:
     _common(mc)
     mc.add_argument("--circular", action="store_true",
                     help="also score the 4 option rotations (#r0-#r3): correct only if right every time")
+    mc.add_argument("--extractor", default="rules", choices=["rules", "llm"],
+                    help="rules: read letters by rule only (default); llm: an LLM (--extractor-model, through the "
+                         "judge's endpoint settings, cached) also reads the replies the rules call invalid, "
+                         "counted apart in the results")
+    mc.add_argument("--extractor-model", default=None, help="model of the LLM extractor (default: the judge's model)")
+    mc.add_argument("--extractor-base-url", default=None, help="OpenAI-compatible base URL of the LLM extractor")
+    mc.add_argument("--cache", default=None, help="LLM extractor reply cache folder (default: the user cache)")
     oe = cli.command("oe", group="eval", run=_run_oe,
                      help="judge HarmonySet-OE predictions (1-10 per aspect), per category and Overall")
     _common(oe)
@@ -60,8 +67,19 @@ def _run_mc(args: argparse.Namespace) -> int:
     predictions, facts = read_predictions(args.predictions, "mc")
     every = load_split(args.data, "mc")
     rows = every[:args.limit] if args.limit is not None else every
-    results, items = evaluate_mc(rows, predictions, circular=args.circular, model=facts["model"],
-                                 known_ids=[r["question_id"] for r in every])
+    extractor = None
+    if args.extractor == "llm":
+        from ..judge import DEFAULT_JUDGE_MODEL
+        from ..llm import LLMClient
+
+        extractor = LLMClient(model=args.extractor_model, base_url=args.extractor_base_url, cache_dir=args.cache,
+                              default_model=DEFAULT_JUDGE_MODEL)
+    try:
+        results, items = evaluate_mc(rows, predictions, circular=args.circular, model=facts["model"],
+                                     known_ids=[r["question_id"] for r in every], extractor=extractor)
+    finally:
+        if extractor is not None:
+            extractor.close()
     return finish(args, results, items, facts)
 
 

@@ -20,6 +20,9 @@ def register(cli) -> None:
     p.add_argument("--model-args", default="", help="adapter options, k=v,k2=v2")
     add_media_budget_args(p)
     p.add_argument("--out", required=True, help="predictions .jsonl (appended; ids already there are skipped)")
+    p.add_argument("--videos", default=None,
+                   help="folder of downloaded videos for an annotations-only --data (default $HARMONYSET_VIDEO_DIR); "
+                        "items whose video is missing are skipped and counted")
     p.add_argument("--limit", type=positive_int, default=None, help="only the first N rows of the split")
     p.add_argument("--frames", type=positive_int, default=16, help="frames per clip for models that look at the video")
     p.add_argument("--seed", type=int, default=0)
@@ -40,7 +43,8 @@ def _run(args: argparse.Namespace) -> int:
     options = {"seed": args.seed, "frames": args.frames, **parse_model_args(args.model_args)}
     model = get_model(args.model, **options)
     check_model_config(model, args.config)
-    rows = load_split(args.data, args.config, media=model.needs_media, limit=args.limit)
+    rows = load_split(args.data, args.config, media=model.needs_media, limit=args.limit,
+                      video_dir=args.videos)
     summary = run_predictions(model, rows, args.config, args.out, batch_size=args.batch_size,
                               circular=args.circular, meta={"seed": options["seed"], "frames": options["frames"]})
     for ident, error in list(summary.failed.items())[:10]:

@@ -31,6 +31,9 @@ def register(cli) -> None:
                    help="which rows: oe (test split), instruct (train split) or all")
     p.add_argument("--limit", type=int, default=None, help="only the first N clips")
     p.add_argument("--workers", type=int, default=1, help="analyse clips in this many processes (default 1)")
+    p.add_argument("--videos", default=None,
+                   help="folder of downloaded videos for an annotations-only --data (default $HARMONYSET_VIDEO_DIR); "
+                        "clips whose video is missing are skipped and counted")
     p.add_argument("--no-resume", action="store_true",
                    help="analyse every clip again (default: reuse the items of an earlier run in --out "
                         "made with the same parameters)")
@@ -109,7 +112,7 @@ def _eval(args: argparse.Namespace) -> int:
 
     configs = ("oe", "instruct") if args.config == "all" else (args.config,)
     results = evaluate_sync(args.data, args.out, configs=configs, params=_params(args), limit=args.limit,
-                            resume=not args.no_resume, workers=args.workers)
+                            resume=not args.no_resume, workers=args.workers, video_dir=args.videos)
     print(summary_line(results))
     print(f"wrote {args.out}/results.json, items.jsonl, sync.png")
     return 0

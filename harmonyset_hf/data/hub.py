@@ -33,6 +33,7 @@ from typing import Any
 
 from .. import schema
 from ..io import atomic_write_json, mask_secrets, package_versions
+from ..prompting import has_instruction, instruction_for
 from .build_out import prepare_output_folder, replace_output_folder
 from .card import render_card
 from .folder import VIDEO_SPLIT, HubError, annotations_file, config_table, media_file
@@ -164,8 +165,11 @@ def build_hub(release_dir: str | os.PathLike, videos_dir: str | os.PathLike | No
     videos = None if annotations_only else _Videos(tmp, link_mode)
     writers: dict[str, RowGroupWriter] = {}
     feats = {c: row_features(c, annotations_only) for c in schema.CONFIGS}
+    drawn = dict.fromkeys(("instruct", "oe"), 0)  # items without an instruction: prompts get a drawn template
     try:
         for config, rec in tqdm(iter_release(release_dir, reader), desc="build", unit=" rows"):
+            if config in drawn and not has_instruction(rec):
+                drawn[config] += 1
             if config not in writers:
                 target = tmp / (annotations_file(config) if annotations_only else media_file(config))
                 writers[config] = RowGroupWriter(target, feats[config])
@@ -183,10 +187,13 @@ def build_hub(release_dir: str | os.PathLike, videos_dir: str | os.PathLike | No
         "videos": dict(videos.count) if videos else {},
         "link_modes_used": dict(videos.modes) if videos else {},
         "mc_items": len({r.rsplit(":", 1)[0] for r in reader._qids}),
+        "instructions_drawn": drawn,
         **{k: v for k, v in release.report().items() if k != "counts"},
         "seconds": round(time.perf_counter() - started, 2),
         "versions": package_versions(),
     }
+    missing = list(dict.fromkeys(p.id for p in release.problems if p.reason.startswith("missing video")))
+    report["missing_videos"] = {"count": len(missing), "ids": missing}  # what `videos download` could not get
     report["warnings"] = []
     if videos is not None and sum(videos.count.values()) < 2 and any(report["counts"].values()):
         # See configs_yaml: with a single video, datasets reads the metadata parquet as plain data.
@@ -305,19 +312,13 @@ def push_hub(hub_dir: str | os.PathLike, repo_id: str, private: bool = False, dr
 
 def export_videollama2(hub_dir: str | os.PathLike, config: str, out: str | os.PathLike) -> int:
     """Write a config as VideoLLaMA2's training JSON (id, video relative to the Hub folder, conversations)."""
-    # Lazy: the annotation package brings the LLM client and PyAV, 0.57 s of a 0.82 s import of this module
-    # (python -X importtime -c "import harmonyset_hf.data.hub"), which load/build/push never need.
-    from ..annotation.instruct import instruction_templates
-
     if config not in ("instruct", "oe"):
         raise HubError(f"VideoLLaMA2 export needs an annotated config (instruct or oe), not {config!r}")
-    templates = instruction_templates()
     table = config_table(hub_dir, config)
     video_col = "file_name" if "file_name" in table.column_names else "video"
     items = []
     for row in table.select([video_col, "id", "instruction", "annotation"]).to_pylist():
-        digest = int(hashlib.sha1(row["id"].encode()).hexdigest(), 16)
-        prompt = f"<video>\n{row['instruction']}" if row["instruction"] else templates[digest % len(templates)]
+        prompt = instruction_for(row)  # an item without an instruction gets a paper template, drawn by its id
         items.append({"id": row["id"], "video": row[video_col],
                       "conversations": [{"from": "human", "value": prompt},
                                         {"from": "gpt", "value": row["annotation"]}]})

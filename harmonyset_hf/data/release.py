@@ -271,6 +271,11 @@ class ReleaseReader:
         if self.videos.root is None:
             return ref
         found = self.videos.resolve(ref)
+        if found is None and ref != item_id:  # `harmonyset videos download` names each file by the item's id
+            try:
+                found = self.videos.resolve(VideoResolver.check_ref(item_id))
+            except Skip:  # an id that is no safe file name cannot be one
+                found = None
         if found is None:
             raise Skip(f"missing video: {ref!r} not found under {self.videos.root}")
         return str(found)

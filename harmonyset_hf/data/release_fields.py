@@ -16,7 +16,7 @@ from typing import Any
 
 from .. import schema
 from ..errors import HarmonySetError
-from ..text import SyncFormatError, format_sync, parse_sync
+from ..text import SyncFormatError, format_sync, parse_sync, unwrap_letters
 
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".mpeg")
 # Canonical field -> keys it may be stored under in a release item (first hit wins).
@@ -232,7 +232,12 @@ def read_labels(item: dict, field_map: dict | None, missing: Counter) -> dict[st
     """The 9 sub-aspect labels, normalised (a labels dict or flat keys); missing ones counted, bad ones Skip."""
     raw = get_field(item, "labels", field_map)
     raw = raw if isinstance(raw, dict) else {}
-    folded = {re.sub(r"[^a-z0-9]+", "_", str(k).lower()).strip("_"): v for k, v in raw.items()}
+    folded = {}
+    for k, v in raw.items():  # any spelling of a sub-aspect's name ("Narrative enhancement") finds its key
+        try:
+            folded[schema.normalize_sub_aspect(str(k))] = v
+        except schema.SchemaError:
+            folded[re.sub(r"[^a-z0-9]+", "_", str(k).lower()).strip("_")] = v
     out: dict[str, Any] = {}
     for key in schema.LABELS:
         value = dig(item, field_map[key]) if field_map and key in field_map else folded.get(key, item.get(key))
@@ -345,11 +350,11 @@ def parse_options(raw: Any) -> list[str]:
 
 
 def parse_answer(raw: Any, options: list[str]) -> str:
-    """The answer letter from 'B', '(b)', 'B. text', the option text or a 0-based index."""
+    """The answer letter from 'B', '(b)', "'B'", '“C”', 'Ｂ', 'B. text', the option text or a 0-based index."""
     if isinstance(raw, int) and not isinstance(raw, bool) and 0 <= raw < 4:
         return schema.OPTION_LETTERS[raw]
     text = str(raw or "").strip()
-    m = re.match(r"^\(?([A-Da-d])\)?(?:\s*[.):]|\s*$)", text)
+    m = re.match(r"^\(?([A-Da-d])\)?(?:\s*[.):]|\s*$)", unwrap_letters(text))  # quotes of any kind: (B)
     if m:
         return m.group(1).upper()
     for letter, option in zip(schema.OPTION_LETTERS, options):

@@ -20,7 +20,10 @@ from typing import Any
 from ..errors import HarmonySetError
 from ..io import atomic_write_json, package_versions, read_jsonl, write_jsonl
 from ..judge.guard import detect_judge_address
+from ..llm import LLMClient
 from ..schema import ASPECTS, OPTION_LETTERS
+from .mc_extractor import read_choices, read_counts
+from .mc_reading import Choice
 from .predict import id_key
 from .scoring import (
     CIRCULAR_SEPARATOR,
@@ -53,6 +56,7 @@ def read_predictions(path: str | os.PathLike, config: str) -> tuple[dict[str, st
     responses: dict[str, str] = {}
     models: Counter = Counter()
     duplicates, bad = 0, []
+    truncated: dict[str, bool] = {}  # id -> stopped on the length limit (only where the model said)
     try:
         records = list(read_jsonl(path))
     except ValueError as err:
@@ -64,6 +68,10 @@ def read_predictions(path: str | os.PathLike, config: str) -> tuple[dict[str, st
         ident = str(rec[key])
         duplicates += ident in responses
         responses[ident] = "" if rec["response"] is None else str(rec["response"])  # the last one wins
+        if isinstance(rec.get("truncated"), bool):
+            truncated[ident] = rec["truncated"]
+        else:
+            truncated.pop(ident, None)
         if rec.get("model"):
             models[str(rec["model"])] += 1
     if bad and not responses:
@@ -71,7 +79,10 @@ def read_predictions(path: str | os.PathLike, config: str) -> tuple[dict[str, st
                               f"HarmonySet-{config.upper()} predictions file?)")
     facts = {"path": str(path), "model": models.most_common(1)[0][0] if models else path.stem,
              "models": dict(models), "lines": len(records), "duplicates": duplicates,
-             "bad_lines": bad[:MAX_LISTED], "bad_line_count": len(bad)}
+             "bad_lines": bad[:MAX_LISTED], "bad_line_count": len(bad),
+             "truncation": {"known": len(truncated), "truncated": sum(truncated.values()),
+                            "share": sum(truncated.values()) / len(truncated) if truncated else None,
+                            "ids": sorted(i for i, t in truncated.items() if t)[:MAX_LISTED]}}
     return responses, facts
 
 
@@ -92,23 +103,43 @@ def _base(results: dict, config: str, model: str | None, counts: dict, unknown: 
     }
 
 
-def _score_mc(row: Mapping, response: str) -> dict:
-    choice = parse_choice(response, row["options"])
+def _score_mc(row: Mapping, response: str, choice: Choice | None = None) -> dict:
+    choice = choice or parse_choice(response, row["options"])
     return {"predicted": choice.letter, "reason": choice.reason, "invalid": choice.letter is None,
             "correct": choice.letter == row["answer"]}
 
 
+def _mc_choices(rows: list[Mapping], predictions: Mapping[str, str], circular: bool,
+                extractor: LLMClient | None) -> dict[str, Choice]:
+    """The choice of every reply that will be scored, keyed by prediction id (the LLM sees the invalid ones)."""
+    asked = []
+    for row in rows:
+        qid = str(row["question_id"])
+        for variant in ([row] if not circular else [row, *circular_variants(row)]):
+            vid = str(variant["question_id"])
+            pid = vid if vid in predictions else f"{qid}{CIRCULAR_SEPARATOR}0" if vid == qid else None
+            if pid in predictions:
+                asked.append((pid, {"response": predictions[pid], "options": variant["options"],
+                                    "question": variant.get("question", "")}))
+    choices = read_choices([item for _, item in asked], extractor, progress=True)
+    return {pid: choice for (pid, _), choice in zip(asked, choices)}
+
+
 def evaluate_mc(rows: Iterable[Mapping], predictions: Mapping[str, str], *, circular: bool = False,
-                model: str | None = None, known_ids: Iterable[str] | None = None) -> tuple[dict, list[dict]]:
+                model: str | None = None, known_ids: Iterable[str] | None = None,
+                extractor: LLMClient | None = None) -> tuple[dict, list[dict]]:
     """Accuracy per aspect (95 % CI, invalid rate, chance) of MC predictions keyed by ``question_id``.
 
     A question's own id is used, else its ``#r0`` variant. With ``circular`` a question also counts
     as circular-correct only when all 4 rotations (``#r0``-``#r3``) are answered correctly.
     ``known_ids`` (default: the rows' ids) are the ids a prediction may name without being reported
-    as unknown, e.g. the whole split when only its first rows are evaluated.
+    as unknown, e.g. the whole split when only its first rows are evaluated. With ``extractor`` (an
+    LLM client) the replies the rules call invalid are read by that LLM; ``counts`` keeps rule reads,
+    LLM reads and invalid answers apart.
     """
     rows = list(rows)
     known = {str(r["question_id"]) for r in rows} | set(known_ids or ())
+    choices = _mc_choices(rows, predictions, circular, extractor)
     unknown = _unknown({base_question_id(p) for p in predictions}, known)
     items, scored, circ_items = [], [], []
     letters, answers = Counter(), Counter()
@@ -116,11 +147,12 @@ def evaluate_mc(rows: Iterable[Mapping], predictions: Mapping[str, str], *, circ
         qid = str(row["question_id"])
         item = {"question_id": qid, "id": row["id"], "aspect": row["aspect"], "category": row["category"],
                 "answer": row["answer"]}
-        response = predictions.get(qid, predictions.get(f"{qid}{CIRCULAR_SEPARATOR}0"))
+        pid = qid if qid in predictions else f"{qid}{CIRCULAR_SEPARATOR}0"
+        response = predictions.get(pid)
         if response is None:
             item["status"] = "missing"
         else:
-            item.update(status="scored", response=response, **_score_mc(row, response))
+            item.update(status="scored", response=response, **_score_mc(row, response, choices.get(pid)))
             scored.append(item)
             letters[item["predicted"] or "invalid"] += 1
             answers[row["answer"]] += 1
@@ -131,15 +163,19 @@ def evaluate_mc(rows: Iterable[Mapping], predictions: Mapping[str, str], *, circ
                 item["circular"] = {"status": "missing",
                                     "missing": [v["question_id"] for v, r in zip(variants, replies) if r is None]}
             else:
-                marks = [_score_mc(v, r) for v, r in zip(variants, replies)]
+                marks = [_score_mc(v, r, choices.get(str(v["question_id"]))) for v, r in zip(variants, replies)]
                 item["circular"] = {"status": "scored", "predicted": [m["predicted"] for m in marks],
                                     "correct": all(m["correct"] for m in marks),
                                     "invalid": any(m["invalid"] for m in marks)}
                 circ_items.append({**item, **item["circular"]})
         items.append(item)
+    reads = read_counts([Choice(i["predicted"], i["reason"]) for i in scored])
     counts = {"questions": len(rows), "scored": len(scored), "missing": len(rows) - len(scored),
-              "invalid": sum(i["invalid"] for i in scored)}
+              "invalid": sum(i["invalid"] for i in scored), "rule_reads": reads["rule_reads"],
+              "llm_reads": reads["llm_reads"]}
     results = {"judge": None, **mc_accuracy(scored),
+               "extraction": {"extractor": "llm" if extractor else "rules",
+                              "llm": extractor.describe() if extractor else None, "reasons": reads["reasons"]},
                "letters": {"predicted": {k: letters[k] for k in (*OPTION_LETTERS, "invalid")},
                            "answer": {k: answers[k] for k in OPTION_LETTERS}}}
     if circular:
@@ -155,6 +191,13 @@ def _result_fields(result: Any) -> tuple[str, dict | None, str | None, str | Non
     failed = bool(get("failed", False)) or not scores
     error = get("error") or ("no scores" if failed else None)
     return str(get("id")), (None if failed else {a: float(scores[a]) for a in ASPECTS}), error, get("raw")
+
+
+def _served(result: Any) -> dict[str, str]:
+    """The model name and system_fingerprint the judge's API returned for one result (those it gave)."""
+    get = result.get if isinstance(result, Mapping) else lambda k, d=None: getattr(result, k, d)
+    pairs = (("judge_model", get("served_model")), ("judge_system_fingerprint", get("system_fingerprint")))
+    return {k: str(v) for k, v in pairs if v}
 
 
 def describe_judge(judge: Any) -> dict:
@@ -191,17 +234,19 @@ def evaluate_oe(rows: Iterable[Mapping], predictions: Mapping[str, str], judge: 
         else:
             item["status"] = "missing"
         items.append(item)
-    judged = {}
+    judged, served = {}, {}
     if to_judge:
         for result in judge.score_items(to_judge):
             ident, scores, error, raw = _result_fields(result)
             judged[ident] = (scores, error, raw)
+            served[ident] = _served(result)
     for item in items:
         if item["status"] != "pending":
             continue
         scores, error, raw = judged.get(item["id"], (None, "the judge returned no result for this item", None))
         if raw is not None:
             item["judge_reply"] = raw
+        item.update(served.get(item["id"], {}))
         if scores is None:
             item.update(status="failed", failed=True, error=error)
         else:
@@ -211,7 +256,12 @@ def evaluate_oe(rows: Iterable[Mapping], predictions: Mapping[str, str], judge: 
               "missing": sum(i["status"] == "missing" for i in items)}
     flagged = [i["id"] for i in items if i.get("addresses_judge")]
     usage = getattr(judge, "usage", None)
-    results = {"judge": describe_judge(judge), **({"judge_usage": usage} if isinstance(usage, dict) else {}),
+    judge_info = describe_judge(judge)
+    for field, key in (("judge_model", "served_models"), ("judge_system_fingerprint", "system_fingerprints")):
+        seen = Counter(i[field] for i in items if i.get(field))
+        if seen or judge_info.get("kind") == "llm":  # what the API says served, beside what was asked for
+            judge_info[key] = dict(seen.most_common())
+    results = {"judge": judge_info, **({"judge_usage": usage} if isinstance(usage, dict) else {}),
                "overall": agg["overall"], "categories": agg["categories"],
                "failed_ids": [i["id"] for i in items if i["status"] == "failed"][:MAX_LISTED],
                "judge_address": {"flagged": len(flagged), "ids": flagged[:MAX_LISTED],
@@ -288,6 +338,8 @@ def summary_line(results: dict) -> str:
             circ = f"; circular {_pct(results['circular']['overall']['accuracy'])}"
             if not results["circular"]["overall"]["n"]:  # plain predictions: no #r0..#r3 rotations to score
                 circ += " (no rotated answers: run `harmonyset predict --circular`)"
+        if counts.get("llm_reads"):
+            extra += f", {counts['llm_reads']} letters read by the LLM extractor"
         return (f"MC {results['model']}: accuracy {_pct(o['accuracy'])} on {o['n']} questions "
                 f"(invalid {_pct(o['invalid_rate'])}, chance 25.0%){circ}; {counts['missing']} missing{extra}")
     if results["config"] == "pair":
@@ -297,6 +349,9 @@ def summary_line(results: dict) -> str:
                 f"chance 50.0%); {counts['missing']} missing{extra}")
     o = results["overall"]
     scores = "/".join("n/a" if o[a] is None else f"{o[a]:.2f}" for a in ASPECTS)
+    cut = (results.get("predictions") or {}).get("truncation") or {}
+    if cut.get("known"):  # answers cut by the generation budget score lower for a reason the judge cannot see
+        extra += f", {_pct(cut['share'])} of answers stopped on the length limit"
     flagged = (results.get("judge_address") or {}).get("flagged")
     if flagged:
         extra += f", {flagged} address the judge"

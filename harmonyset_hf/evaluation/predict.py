@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from ..data.hub import load as hub_load
+from ..data.video_folder import with_videos
 from ..errors import HarmonySetError
 from ..io import append_jsonl, read_jsonl
+from ..models import stopped_on_length
 from ..prompting import prompt_for
 from ..schema import CONFIGS
 from ..sync.swap import load_pair
@@ -53,13 +55,16 @@ def id_key(config: str) -> str:
     return "question_id" if config == "mc" else "id"
 
 
-def load_split(data: str | os.PathLike, config: str, media: bool = False, limit: int | None = None) -> list[dict]:
+def load_split(data: str | os.PathLike, config: str, media: bool = False, limit: int | None = None,
+               video_dir: str | os.PathLike | None = None) -> list[dict]:
     """The evaluation rows of ``config`` (``mc``, ``oe``, or ``pair`` of a swap folder) as plain dicts.
 
     For ``pair``, ``limit`` counts items (each with both of its versions).
 
     Without ``media`` the ``video`` column is dropped (nothing is decoded); with it, ``video`` is
-    the undecoded ``{"path", "bytes"}`` for :func:`harmonyset_hf.media.load_clip`.
+    the undecoded ``{"path", "bytes"}`` for :func:`harmonyset_hf.media.load_clip`. An annotations-only
+    folder takes its videos from ``video_dir`` (else ``$HARMONYSET_VIDEO_DIR``); rows whose video is
+    not there are left out, with a warning that counts and names them.
     """
     import datasets
 
@@ -80,10 +85,8 @@ def load_split(data: str | os.PathLike, config: str, media: bool = False, limit:
         ds = ds.select([i for i, p in enumerate(pair_ids) if p in first])
     elif limit is not None:
         ds = ds.select(range(min(limit, len(ds))))
-    if media and config != "pair" and not isinstance(ds.features.get("video"), datasets.Video):
-        # An annotations-only folder holds file names, not videos: fail once, not once per item.
-        raise PredictError(f"{data} has no videos (built with --annotations-only) and they are needed here: "
-                           "rebuild it with `harmonyset build --videos DIR`")
+    if media and config != "pair":
+        ds = with_videos(ds, video_dir)  # an annotations-only folder: the files of a download folder
     if "video" in ds.column_names:
         ds = ds.cast_column("video", datasets.Video(decode=False)) if media else ds.remove_columns("video")
     return ds.to_list()
@@ -159,6 +162,7 @@ def run_predictions(model: Any, rows: list[dict], config: str, out: str | os.Pat
         prompts = [prompt_for(config, row) for row in batch]
         answered = _generate_safely(model, batch, prompts, key, summary.failed)
         records = [{key: str(row[key]), "response": str(reply), "model": model.name,
+                    **({} if stopped_on_length(reply) is None else {"truncated": stopped_on_length(reply)}),
                     **({"meta": meta} if meta else {})} for row, reply in answered]
         summary.written += append_jsonl(out, records)
         bar.update(len(batch))

@@ -1,8 +1,10 @@
 """Reports: the paper's Table 2 (OE, categories x aspects + Overall) and Table 5 (MC accuracy) layouts.
 
 Several ``results.json`` files go side by side, in markdown and CSV, with PNG charts; the paper's
-own numbers can be added as labelled reference rows. MC accuracies always carry their 95 %
-interval and invalid-answer rate, and the 25 % chance level is shown beside them.
+own numbers can be added as labelled reference rows: every cell of Table 2 and Table 5, and the
+paper's Table 4 (automated vs HarmonySet annotations) and Table 6 (16/32/64 frames) beside OE
+results. MC accuracies always carry their 95 % interval and invalid-answer rate, and the 25 %
+chance level is shown beside them.
 """
 
 from __future__ import annotations
@@ -17,25 +19,15 @@ from pathlib import Path
 from ..errors import HarmonySetError
 from ..io import atomic_write_bytes, atomic_write_text
 from ..schema import ASPECT_NAMES, ASPECTS, CATEGORIES, CATEGORY_NAMES
+from .paper_tables import TABLE2_OE, TABLE4_OE, TABLE5_MC, TABLE6_FRAMES
 from .scoring import CHANCE
 
-# Reference numbers from the HarmonySet paper (arXiv 2503.01725): data, not results of this toolkit.
-# OE (Table 2, Overall; judge GPT-4o, 1-10) and MC accuracy (Table 5, fractions), R&S / T / E / C.
+# Reference numbers from the HarmonySet paper (paper_tables.py): data, not results of this toolkit.
+# OE Overall (Tables 2 and 6; judge GPT-4o, 1-10) and MC accuracy (Table 5, fractions), R&S / T / E / C.
 PAPER_REFERENCE: dict[str, dict[str, dict[str, float]]] = {
-    "oe": {
-        "Gemini-1.5 Pro": dict(zip(ASPECTS, (5.43, 5.18, 5.15, 4.51))),
-        "VideoLLaMA2": dict(zip(ASPECTS, (4.15, 4.29, 4.38, 3.05))),
-        "video-SALMONN": dict(zip(ASPECTS, (2.83, 3.55, 3.38, 2.12))),
-        "VideoLLaMA2+HarmonySet": dict(zip(ASPECTS, (5.55, 5.06, 5.26, 4.62))),
-        "VideoLLaMA2+HarmonySet (32 frames)": dict(zip(ASPECTS, (5.59, 5.08, 5.29, 4.65))),
-        "VideoLLaMA2+HarmonySet (64 frames)": dict(zip(ASPECTS, (5.49, 4.94, 5.21, 4.53))),
-    },
-    "mc": {
-        "Gemini-1.5 Pro": dict(zip(ASPECTS, (0.4184, 0.4545, 0.4443, 0.5040))),
-        "VideoLLaMA2": dict(zip(ASPECTS, (0.2176, 0.4895, 0.5276, 0.2429))),
-        "VideoLLaMA2+HarmonySet": dict(zip(ASPECTS, (0.1063, 0.5416, 0.4732, 0.3666))),
-        "Human": dict(zip(ASPECTS, (0.8526, 0.8819, 0.8449, 0.9381))),
-    },
+    "oe": {**{name: cells["overall"] for name, cells in TABLE2_OE.items()},
+           **{f"VideoLLaMA2+HarmonySet ({n} frames)": s for n, s in TABLE6_FRAMES.items() if n != 16}},
+    "mc": TABLE5_MC,
 }
 PAPER_LABEL = "paper: "
 SHORT = {"rhythm": "R&S", "theme": "T&C", "emotion": "Emo", "culture": "Cult"}
@@ -119,10 +111,28 @@ def oe_table(results: list[dict], paper: bool = False) -> tuple[list[str], list[
                 str(r["counts"].get("missing", ""))]
         rows.append(row)
     if paper:
-        for name, scores in PAPER_REFERENCE["oe"].items():
-            rows.append([PAPER_LABEL + name, "GPT-4o (paper)"] + [""] * (4 * len(CATEGORIES))
-                        + [_num(scores[a]) for a in ASPECTS] + ["", "", ""])
+        rows += _paper_oe_rows(TABLE2_OE)
     return header, rows
+
+
+def _paper_oe_rows(table: dict[str, dict[str, dict[str, float]]]) -> list[list[str]]:
+    """Rows of a paper table in the Table 2 layout (every category x aspect cell, then Overall)."""
+    return [[PAPER_LABEL + name, "GPT-4o (paper)"]
+            + [_num(cells[g][a]) for g in (*CATEGORIES, "overall") for a in ASPECTS] + ["", "", ""]
+            for name, cells in table.items()]
+
+
+def paper_table4() -> tuple[list[str], list[list[str]]]:
+    """The paper's Table 4 in the Table 2 layout: VideoLLaMA2 on 10k automated vs 10k HarmonySet annotations."""
+    header, _ = oe_table([])
+    return header, _paper_oe_rows(TABLE4_OE)
+
+
+def paper_table6() -> tuple[list[str], list[list[str]]]:
+    """The paper's Table 6: VideoLLaMA2 trained on HarmonySet with 16, 32 and 64 frames (Overall, 1-10)."""
+    header = ["Model", "Frames", *[ASPECT_NAMES[a] for a in ASPECTS]]
+    return header, [[PAPER_LABEL + "VideoLLaMA2+HarmonySet", str(n), *[_num(s[a]) for a in ASPECTS]]
+                    for n, s in TABLE6_FRAMES.items()]
 
 
 def oe_overall_table(results: list[dict], paper: bool = False) -> tuple[list[str], list[list[str]]]:
@@ -296,6 +306,16 @@ def write_report(paths: Sequence[str | os.PathLike], out_dir: str | os.PathLike,
         written.append(atomic_write_text(out_dir / "pairs.md", table))
         header, rows = pair_table(results, markdown=False)
         written.append(atomic_write_text(out_dir / "pairs.csv", _csv(header, rows)))
+    if paper and any(r["config"] == "oe" for r in results):
+        for name, title, (header, rows) in (
+                ("table4_oe", "Paper's Table 4: VideoLLaMA2 trained on 10k fully automated (F.A.) vs 10k HarmonySet "
+                              "annotations (HarmonySet-OE, Table 2 layout)", paper_table4()),
+                ("table6_oe", "Paper's Table 6: VideoLLaMA2 trained on HarmonySet with 16, 32 and 64 frames "
+                              "(HarmonySet-OE Overall)", paper_table6())):
+            table = _markdown(header, rows)
+            parts += [f"## {title}\n", table]
+            written.append(atomic_write_text(out_dir / f"{name}.md", table))
+            written.append(atomic_write_text(out_dir / f"{name}.csv", _csv(header, rows)))
     notes = []
     if paper:
         notes.append("Rows marked `paper:` are the numbers published in the HarmonySet paper (arXiv 2503.01725), "

@@ -1,14 +1,9 @@
 """Scoring: MC answer extraction and accuracy (with intervals and invalid rates), OE aggregation.
 
-Free-form replies to a multiple-choice question are read in order of how explicit they are:
-a reply that is only a letter; an explicit statement ("The answer is B", "I would choose (C)",
-"D is correct"); a reply that starts with a letter ("B. The music ..."); then every other
-mention of an option, by letter or by the option's own text. If those mentions name one
-option it is the answer; several different ones, or none, make the reply invalid, which counts
-as wrong and is reported separately (the paper's scores under the 25 % chance level suggest its
-parser failed on free-form replies). The English words "A" and "I" are not taken for letters, nor
-negated letters ("not A"), key names ("C major") or ranges ("A-D"); a reply that repeats the
-lettered option list is read without it.
+An MC reply is read by :func:`harmonyset_hf.mc_reading.read_choice` (rules that would rather call
+a reply invalid than read a letter it does not choose); an invalid answer counts as wrong and is
+reported separately (the paper's scores under the 25 % chance level suggest its parser failed on
+free-form replies).
 """
 
 from __future__ import annotations
@@ -20,55 +15,10 @@ from typing import NamedTuple
 
 from ..prompting import option_list
 from ..schema import ASPECTS, CATEGORIES, OPTION_LETTERS
+from .mc_reading import Choice, read_choice
 
 CHANCE = 1 / len(OPTION_LETTERS)
 Z95 = 1.959963984540054
-
-
-# --------------------------------------------------------------------------------------------
-# MC answer extraction
-# --------------------------------------------------------------------------------------------
-class Choice(NamedTuple):
-    """An extracted MC answer: the letter (None when invalid) and why."""
-
-    letter: str | None
-    reason: str
-
-
-_L = r"[A-D]"
-# A reply that is nothing but a letter, maybe bracketed or followed by punctuation: "B", "(b)", "C.".
-_ONLY_LETTER = re.compile(r"^\s*(?:option|choice)?\s*[(\[]?\s*([A-Da-d])\s*[)\].:]?\s*$", re.IGNORECASE)
-# Explicit statements. Lower-case letters are accepted here only when punctuation or the end follows,
-# so that "the answer is a tricky one" does not read as A.
-_LETTER_TAIL = r"[(\[]?\s*(?:([A-D])\b|([a-d])(?=\s*(?:[).:,;\]]|$)))"
-_EXPLICIT = [
-    re.compile(r"(?i:\b(?:final\s+|correct\s+|right\s+|best\s+)?answer\s*(?:is|would\s+be|should\s+be|:|-)?\s*"
-               r"(?:is\s*)?(?:probably\s+|likely\s+|clearly\s+)?(?:option\s*|choice\s*)?)" + _LETTER_TAIL),
-    re.compile(r"(?i:\b(?:correct|right|best|most\s+appropriate|most\s+suitable|most\s+accurate)\s+"
-               r"(?:option|choice|fit|match|description)\s*(?:here\s+)?(?:is|would\s+be|:)?\s*)" + _LETTER_TAIL),
-    re.compile(r"(?i:\b(?:i\s+(?:would\s+|will\s+|'d\s+)?)?(?:choose|chose|pick|select|go\s+with|opt\s+for)\s+"
-               r"(?:option\s*|choice\s*)?)" + _LETTER_TAIL),
-    re.compile(r"(?:\b(?:[Oo]ption|[Cc]hoice)\s*)?[(\[]?\b([A-D])\b[)\]]?\s*(?:is|seems|would\s+be)\s+(?:the\s+)?"
-               r"(?:most\s+)?(?:correct|right|best|most\s+appropriate|most\s+accurate|most\s+fitting|answer)\b"),
-]
-# A reply that starts with a letter followed by punctuation: "B. ...", "(C) ...", "D: ...", "b) ...".
-_LEADING = re.compile(r"^\s*(?:\(([A-Da-d])\)|\[([A-Da-d])\]|([A-D])\s*[.:)\-]|([a-d])\))(?!\w)")
-_LEADING_LINE = re.compile(r"^\s*(?:\*\*|__)?\s*[(\[]?([A-Da-d])[)\].:]?\s*(?:\*\*|__)?[ \t]*\n")
-_OPTION_LINE = re.compile(r"^\s*(?:[-*]\s*)?[(\[]?([A-D])[).:\]]\s+\S")
-# Ranges and lists of all letters are not answers: "A-D", "A to D", "(A, B, C or D)".
-_RANGES = re.compile(r"\b[A-D]\s*(?:-|–|to|through)\s*[A-D]\b|\bA\s*,\s*B\s*,\s*C\s*,?\s*(?:or|and)\s*D\b")
-_MENTION = re.compile(r"(?<![\w'’-])([A-D])(?![\w'’-])")
-# Words after which a capital "A" is still an option letter rather than the article.
-_AFTER_LETTER = {"and", "or", "is", "was", "seems", "fits", "because", "since", "would", "best", "matches",
-                 "describes", "captures", "nor", "but", "vs", "versus", "as", "also", "could", "might"}
-_MUSIC_NAMES = re.compile(r"\s*(?:major|minor|sharp|flat|#|♯|♭)\b", re.IGNORECASE)
-_NEGATED_BEFORE = re.compile(r"(?i)\b(?:not|isn't|isn’t|rather\s+than|instead\s+of|except|unlike)\s+"
-                             r"(?:option\s+|choice\s+)?[(\[]?$")
-_NEGATED_AFTER = re.compile(r"(?i)^[)\]]?\s*(?:is|are|seems|would\s+be)\s+(?:not|wrong|incorrect|less|unlikely)\b")
-
-
-def _normalize_text(text: str) -> str:
-    return " ".join(re.sub(r"[^0-9a-z]+", " ", text.lower()).split())
 
 
 def _clean(response: str) -> str:
@@ -76,78 +26,12 @@ def _clean(response: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
-def _letters(matches: Iterable[re.Match]) -> list[str]:
-    return [next(g for g in m.groups() if g).upper() for m in matches]
-
-
-def _verdict(letters: Sequence[str], how: str) -> Choice | None:
-    distinct = sorted(set(letters))
-    if len(distinct) == 1:
-        return Choice(distinct[0], how)
-    if len(distinct) > 1:
-        return Choice(None, f"several different letters ({', '.join(distinct)}) in {how}")
-    return None
-
-
-def _mentions(text: str) -> list[str]:
-    """Capital letters that stand as option letters: not the article "A", not negated, not a key name."""
-    found = []
-    for m in _MENTION.finditer(text):
-        letter, before, after = m.group(1), text[: m.start()], text[m.end():]
-        if letter == "A" and re.match(r"\s+[a-z]", after):
-            word = re.match(r"\s+([a-z]+)", after)
-            if not word or word.group(1) not in _AFTER_LETTER:
-                continue  # "A good choice ..." is the article
-        if _MUSIC_NAMES.match(after) or _NEGATED_BEFORE.search(before) or _NEGATED_AFTER.match(after):
-            continue
-        found.append(letter)
-    return found
-
-
-def _option_texts(text: str, options: list[str]) -> list[str]:
-    """Letters of the options whose whole text the reply contains (a shorter one inside a longer one is dropped)."""
-    norm = f" {_normalize_text(text)} "
-    hits = {}
-    for letter, option in zip(OPTION_LETTERS, options):
-        opt = _normalize_text(option)
-        if opt and f" {opt} " in norm:
-            hits[letter] = opt
-    return [letter for letter, opt in hits.items()
-            if not any(opt != other and f" {opt} " in f" {other} " for other in hits.values())]
-
-
+# --------------------------------------------------------------------------------------------
+# MC answer extraction (the rules live in mc_reading.py)
+# --------------------------------------------------------------------------------------------
 def parse_choice(response: str | None, options: Sequence[str] | Mapping[str, str] | None = None) -> Choice:
     """Read the chosen option letter from a free-form reply; ``Choice(None, reason)`` when invalid."""
-    if response is None or not str(response).strip():
-        return Choice(None, "empty reply")
-    lines = str(response).splitlines()
-    markers = [_OPTION_LINE.match(line) for line in lines]
-    if len({m.group(1) for m in markers if m}) >= 3:  # the reply repeats the option list: read what is left
-        rest = "\n".join(line for line, m in zip(lines, markers) if not m).strip()
-        if not rest:
-            return Choice(None, "repeats the options without choosing one")
-        return parse_choice(rest, options)
-    m = _LEADING_LINE.match(str(response))
-    if m:  # "B\n\nthe music ..." (a letter alone on the first line)
-        return Choice(m.group(1).upper(), "leading letter")
-    text = _clean(str(response))
-    opts = option_list(options) if options is not None else []
-    m = _ONLY_LETTER.match(text)
-    if m:
-        return Choice(m.group(1).upper(), "letter only")
-    text = _RANGES.sub(" ", text)
-    explicit = _letters(m for pattern in _EXPLICIT for m in pattern.finditer(text)
-                        if not _NEGATED_BEFORE.search(text[: m.start(m.lastindex or 1)]))
-    verdict = _verdict(explicit, "explicit answer statement")
-    if verdict:
-        return verdict
-    m = _LEADING.match(text)
-    if m:
-        return Choice(_letters([m])[0], "leading letter")
-    verdict = _verdict(_mentions(text) + _option_texts(text, opts), "letter or option-text mentions")
-    if verdict:
-        return verdict
-    return Choice(None, "no option letter or option text found")
+    return read_choice(response, options)
 
 
 def extract_choice(response: str | None, options: Sequence[str] | Mapping[str, str] | None = None) -> str | None:

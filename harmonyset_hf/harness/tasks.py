@@ -8,15 +8,23 @@ from a harness equal ``harmonyset eval mc|oe`` on the same replies:
   plain docs by :func:`prepare_docs` (the ``video`` column becomes the mp4's ``video_path``);
 - prompts: :func:`harmonyset_hf.prompting.mc_prompt` / ``oe_prompt``, nothing else;
 - MC: :func:`mc_process_results` reads the letter with :func:`harmonyset_hf.evaluation.scoring.parse_choice`
-  (``accuracy`` and ``invalid_rate`` per question, averaged by the harness);
-- OE: :func:`oe_process_results` hands each reply to the aggregation, where
-  :func:`judge_items` runs the judge once over all replies (concurrently, through harmonyset_hf.llm) with
-  :func:`harmonyset_hf.evaluation.evaluate_oe`, and each aspect's aggregation reads its mean.
+  (``accuracy`` and ``invalid_rate`` per question, averaged by the harness; ``choice``, the letter
+  read and its reason, kept in ``--log_samples`` and summed up as the share of bare-letter replies);
+- OE: :func:`oe_process_results` hands each reply to the aggregation (under the ``judge`` metric;
+  the other metrics hold a reference to it), where :func:`judge_items` runs the judge once over all
+  replies (concurrently, through harmonyset_hf.llm) with :func:`harmonyset_hf.evaluation.evaluate_oe`;
+  each aspect's aggregation reads its Overall mean and each ``{category}_{aspect}`` one its cell of
+  the category x aspect table. The judge's verdict of each reply (scores, reply, served model) is
+  written into the item the harness logs, so ``--log_samples`` holds it: the harnesses write their
+  sample logs after the aggregation. Runs of several processes gather copies of the items before
+  the aggregation, so there the sample logs lack the verdicts (the results still hold every number).
 
 Judge settings: ``--metadata`` keys ``judge`` (``openai`` | ``embedding``), ``judge_model``,
 ``judge_base_url``, ``judge_concurrency``, ``judge_cache`` (lm-eval), else the environment:
 ``HARMONYSET_JUDGE`` (kind, default ``openai``), ``HARMONYSET_JUDGE_MODEL``/``_BASE_URL``/``_API_KEY``/
 ``_CONCURRENCY`` (read by harmonyset_hf.llm). An API key is never read from ``--metadata`` (it would be logged).
+
+Videos of an annotations-only folder: ``--metadata`` key ``video_dir`` (lm-eval), else ``HARMONYSET_VIDEO_DIR``.
 """
 
 from __future__ import annotations
@@ -31,12 +39,14 @@ from typing import Any
 
 from ..data.hub import load as hub_load
 from ..data.hub import local_cache_dir
+from ..data.video_folder import with_videos
 from ..errors import ConfigError, HarmonySetError
 from ..evaluation import evaluate_oe, summary_line
+from ..evaluation.mc_reading import LETTER_ONLY
 from ..evaluation.scoring import parse_choice
 from ..judge import make_judge
 from ..prompting import mc_prompt, oe_prompt
-from ..schema import ASPECTS, SPLITS
+from ..schema import ASPECTS, CATEGORIES, SPLITS
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +77,12 @@ def load_dataset_kwargs(data: str) -> dict[str, Any]:
     return {"cache_dir": cache} if cache else {}
 
 
-def prepare_docs(dataset: Any, aspect: str | None = None) -> Any:
-    """Harness docs from a ``datasets`` split: MC rows of one ``aspect`` (or all), ``video`` -> ``video_path``."""
+def prepare_docs(dataset: Any, aspect: str | None = None, video_dir: str | None = None) -> Any:
+    """Harness docs from a ``datasets`` split: MC rows of one ``aspect`` (or all), ``video`` -> ``video_path``.
+
+    An annotations-only split (``video`` a file name) takes its videos from ``video_dir`` (the metadata
+    key), else ``$HARMONYSET_VIDEO_DIR``; docs whose video is not there are dropped with a warning.
+    """
     import datasets
 
     if aspect is not None:
@@ -77,6 +91,7 @@ def prepare_docs(dataset: Any, aspect: str | None = None) -> Any:
         dataset = dataset.filter(lambda a: a == aspect, input_columns="aspect")
     if "video" not in dataset.column_names:
         return dataset
+    dataset = with_videos(dataset, video_dir)  # an annotations-only split: the files of a download folder
     dataset = dataset.cast_column("video", datasets.Video(decode=False))
 
     def video_path(video: Mapping, ident: str) -> dict:
@@ -107,7 +122,7 @@ def load_docs(config: str, data: str | None = None, aspect: str | None = None, *
     source = data_source({"data": data} if data else metadata)
     configure_judge(metadata)
     split = hub_load(source, config)  # its local folder's private cache; a HubError names the path and why
-    return {SPLITS[config]: prepare_docs(split, aspect)}
+    return {SPLITS[config]: prepare_docs(split, aspect, video_dir=metadata.get("video_dir"))}
 
 
 # --------------------------------------------------------------------------------------------
@@ -143,10 +158,19 @@ def reply_text(results: Any) -> str:
 # --------------------------------------------------------------------------------------------
 # MC
 # --------------------------------------------------------------------------------------------
-def mc_process_results(doc: Mapping, results: Any) -> dict[str, int]:
-    """``accuracy`` (1 when the extracted letter is the answer) and ``invalid_rate`` (1 when none/several)."""
+def mc_process_results(doc: Mapping, results: Any) -> dict[str, Any]:
+    """``accuracy`` (1 when the letter read is the answer), ``invalid_rate`` (1 when none/several) and ``choice``.
+
+    ``choice`` is the letter read (None when invalid) and the reason, which ``--log_samples`` keeps.
+    """
     choice = parse_choice(reply_text(results), doc["options"])
-    return {"accuracy": int(choice.letter == doc["answer"]), "invalid_rate": int(choice.letter is None)}
+    return {"accuracy": int(choice.letter == doc["answer"]), "invalid_rate": int(choice.letter is None),
+            "choice": {"letter": choice.letter, "reason": choice.reason}}
+
+
+def mc_letter_only(items: list) -> float:
+    """The share of replies that were only a letter: the answer format the prompt asks for."""
+    return sum(i["reason"] == LETTER_ONLY for i in items) / len(items) if items else math.nan
 
 
 # --------------------------------------------------------------------------------------------
@@ -183,28 +207,50 @@ def make_harness_judge(settings: Mapping[str, Any]) -> Any:
                       concurrency=int(concurrency) if concurrency else None, cache_dir=settings.get("judge_cache"))
 
 
+# The category x aspect table of `harmonyset eval oe`, one harness metric per cell: "{category}_{aspect}".
+OE_CELLS: tuple[tuple[str, str], ...] = tuple((c, a) for c in CATEGORIES for a in ASPECTS)
+_VERDICT_KEYS = ("status", "scores", "error", "judge_reply", "judge_model", "judge_system_fingerprint")
+
+
 def oe_process_results(doc: Mapping, results: Any) -> dict[str, dict]:
-    """The reply and what judging it needs, under each OE metric (judged together in the aggregation)."""
-    item = {"id": str(doc["id"]), "category": doc["category"], "subcategory": doc.get("subcategory"),
-            "annotation": doc["annotation"], "response": reply_text(results)}
-    return {**{aspect: item for aspect in ASPECTS}, "failed": item}
+    """Under ``judge`` the reply and what judging it needs; under every other OE metric a reference to it.
+
+    The reference (id and the reply's digest) keeps ``--log_samples`` small: the judge runs once,
+    in the ``judge`` metric's aggregation (the first key here, so the harness aggregates it first).
+    """
+    reply = reply_text(results)
+    ref = {"id": str(doc["id"]), "response_sha256": hashlib.sha256(reply.encode("utf-8")).hexdigest()}
+    item = {**ref, "category": doc["category"], "subcategory": doc.get("subcategory"),
+            "annotation": doc["annotation"], "response": reply}
+    return {"judge": item, **{aspect: ref for aspect in ASPECTS}, "failed": ref,
+            **{f"{c}_{a}": ref for c, a in OE_CELLS}}
 
 
-def judge_items(items: list[Mapping]) -> dict:
-    """``evaluate_oe`` results of the OE items (one judge run per distinct item set and settings)."""
+def judge_items(items: list[dict]) -> dict:
+    """``evaluate_oe`` results of the OE items (one judge run per distinct item set and settings).
+
+    Each item gets its verdict (``status``, ``scores`` or ``error``, ``judge_reply``, the served
+    ``judge_model``), so the harness's sample log shows it.
+    """
     settings = judge_settings()
 
     def judge_all() -> dict:
+        if any("annotation" not in i for i in items):
+            raise HarnessError("the OE judge runs in the aggregation of the `judge` metric, which must come first "
+                               "in oe_process_results (use the task YAML shipped with harmonyset_hf)")
         judge = make_harness_judge(settings)
         try:
             rows = [{k: i[k] for k in ("id", "category", "subcategory", "annotation")} for i in items]
-            results, _ = evaluate_oe(rows, {str(i["id"]): i["response"] for i in items}, judge, model="harness")
+            results, judged = evaluate_oe(rows, {str(i["id"]): i["response"] for i in items}, judge, model="harness")
         finally:
             judge.close()
+        verdicts = {j["id"]: {k: j[k] for k in _VERDICT_KEYS if k in j} for j in judged}
+        for i in items:  # in place: these are the dicts the harness logs (it writes samples after aggregating)
+            i.update(verdicts.get(str(i["id"]), {}))
         log.info("%s", summary_line(results))
         return results
 
-    return memoised(_JUDGED, [settings, [[i["id"], i["response"]] for i in items]], judge_all)
+    return memoised(_JUDGED, [settings, [[i["id"], i["response_sha256"]] for i in items]], judge_all)
 
 
 def memoised(cache: dict[str, dict], key: Any, compute: Callable[[], dict]) -> dict:
@@ -234,6 +280,21 @@ def _aspect_mean(aspect: str) -> Callable[[list], float]:
                           f"Mean judge score (1-10) for {aspect} over the judged items, as `harmonyset eval oe`.")
 
 
+def oe_scored(items: list) -> int:
+    """How many replies the judge scored (the ``judge`` metric, whose items hold each verdict)."""
+    return int(judge_items(items)["counts"]["scored"])
+
+
+def _cell_mean(category: str, aspect: str) -> Callable[[list], float]:
+    def aggregate(items: list) -> float:
+        value = judge_items(items)["categories"].get(category, {}).get(aspect)
+        return math.nan if value is None else float(value)
+
+    aggregate.__name__ = f"oe_{category}_{aspect}"
+    aggregate.__doc__ = f"Mean judge score (1-10) for {aspect} over the {category} items, as `harmonyset eval oe`."
+    return aggregate
+
+
 oe_rhythm = _aspect_mean("rhythm")
 oe_theme = _aspect_mean("theme")
 oe_emotion = _aspect_mean("emotion")
@@ -243,3 +304,11 @@ oe_culture = _aspect_mean("culture")
 def oe_failed(items: list) -> int:
     """How many replies the judge could not score (left out of the means)."""
     return int(judge_items(items)["counts"]["failed"])
+
+
+# Aggregations by the names the task YAMLs use (``utils.<name>``), which each task folder's utils.py
+# takes in one line: the table's cells (``oe_{category}_{aspect}``), the OE count scored, the MC share of
+# bare letters.
+AGGREGATIONS: dict[str, Callable[[list], float]] = {
+    **{f"oe_{c}_{a}": _cell_mean(c, a) for c, a in OE_CELLS}, "oe_scored": oe_scored, "mc_letter_only": mc_letter_only,
+}

@@ -2,6 +2,7 @@
 
 from .llm_judge import (
     DEFAULT_JUDGE_MODEL,
+    FOLLOWUP_PROMPT,
     JUDGE_KINDS,
     PROMPT_FILES,
     PROMPT_MODES,
@@ -21,6 +22,7 @@ from .llm_judge import (
 __all__ = [
     "DEFAULT_JUDGE_MODEL",
     "EmbeddingJudge",
+    "FOLLOWUP_PROMPT",
     "JUDGE_KINDS",
     "JudgeResult",
     "LLMJudge",

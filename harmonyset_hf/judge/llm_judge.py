@@ -7,8 +7,11 @@ what judged (kind, model, prompt hash, whether it is a proxy).
 
 :class:`LLMJudge` sends the paper's prompt verbatim, at temperature 0, one call per item, through
 :class:`harmonyset_hf.llm.LLMClient` (cached and resumable). Replies are parsed by
-:func:`parse_judge_scores`; a reply that cannot be parsed is asked again (each attempt is its own
-cache entry) and, after ``max_attempts`` asks, the item is counted as failed, never scored.
+:func:`parse_judge_scores`; a reply that cannot be parsed is followed up, as a chat turn that
+quotes the required format after the judge's own reply (asking the same prompt again at
+temperature 0 would get the same reply); each ask is its own cache entry and, after
+``max_attempts`` asks, the item is counted as failed, never scored. Each result records the model
+name and ``system_fingerprint`` the API returned (an alias resolves to a dated snapshot).
 Decimal scores such as ``7.5`` are accepted (the paper averages scores anyway); anything outside
 1-10, or not exactly four scores, is unparsable.
 
@@ -35,7 +38,14 @@ from .guard import fence_nonce, fence_response
 
 log = logging.getLogger(__name__)
 
-DEFAULT_JUDGE_MODEL = "gpt-4o"  # the paper's judge
+# The paper's judge is GPT-4o; the alias "gpt-4o" moves to newer snapshots over time, so the default is
+# the dated snapshot lmms-eval's judges use (docs/judge: why). `--judge-model gpt-4o` still asks for the alias.
+DEFAULT_JUDGE_MODEL = "gpt-4o-2024-11-20"
+# The follow-up turn after a reply without four valid scores: it quotes the format the paper's prompt asks for.
+FOLLOWUP_PROMPT = ("Your reply could not be read ({error}). Please output a single line containing only four "
+                   "values indicating the scores for four aspects, respectively: Rhythm and Synchronization, "
+                   "Thematic Content, Emotional Impact, Cultural Relevance, each from 1 to 10, separated by a "
+                   "comma, for example: 7,5,6,4. Do not output any words other than scores.")
 # Prompt modes and their template files (under harmonyset_hf/). "hardened" keeps the paper's
 # instructions and fences the response between nonce delimiters (see judge/guard.py).
 PROMPT_FILES = {"paper": "prompts/oe_judge.txt", "hardened": "prompts/oe_judge_hardened.txt"}
@@ -60,6 +70,8 @@ class JudgeResult:
     raw: str | None = None  # the last reply of the judge (None for the embedding judge)
     attempts: int = 0  # replies asked for (cache hits included)
     cached: bool = False  # every reply came from the cache
+    served_model: str | None = None  # the model the API says answered the last ask (None when it did not say)
+    system_fingerprint: str | None = None  # the API's system_fingerprint of that reply, when given
 
     def to_dict(self) -> dict[str, Any]:
         """A plain dict for JSON files."""
@@ -212,9 +224,17 @@ class LLMJudge:
         return ChatRequest([{"role": "user", "content": prompt}], dict(self.params),
                            {"task": "harmonyset_oe_judge", "mode": self.mode, "attempt": attempt})
 
+    def followup_for(self, response: str, reference: str, reply: str, error: str, attempt: int) -> ChatRequest:
+        """The follow-up of an unreadable reply: the first ask, the judge's reply, and a turn quoting the format."""
+        first = self.request_for(response, reference, attempt)
+        first.messages += [{"role": "assistant", "content": reply},
+                           {"role": "user", "content": FOLLOWUP_PROMPT.format(error=_clip(error, 80))}]
+        return first
+
     def describe(self) -> dict[str, Any]:
         """What judged: kind, model, prompt hash and mode, parameters; never a secret."""
-        return {"kind": self.kind, "proxy": False, **self.client.endpoint.describe(), "prompt_mode": self.mode,
+        return {"kind": self.kind, "proxy": False, **self.client.endpoint.describe(),
+                "requested_model": self.client.model, "prompt_mode": self.mode,
                 "prompt_sha256": prompt_sha256(self.mode), "params": dict(self.params),
                 "max_attempts": self.max_attempts}
 
@@ -236,11 +256,14 @@ class LLMJudge:
             else:
                 pending.append(i)
         all_cached = dict.fromkeys(pending, True)
+        unread: dict[int, tuple[str, str]] = {}  # item -> (its last unreadable reply, why)
         for attempt in range(self.max_attempts):
             if not pending:
                 break
-            requests = [self.request_for(items[i]["response"], items[i]["reference"], attempt) for i in pending]
-            desc = "judge" if attempt == 0 else f"judge re-ask {attempt}"
+            requests = [self.request_for(items[i]["response"], items[i]["reference"], attempt) if i not in unread
+                        else self.followup_for(items[i]["response"], items[i]["reference"], *unread[i], attempt)
+                        for i in pending]
+            desc = "judge" if attempt == 0 else f"judge follow-up {attempt}"
             replies = self.client.complete_many(requests, concurrency=concurrency, progress=progress, desc=desc)
             still: list[int] = []
             for i, reply in zip(pending, replies):
@@ -250,11 +273,13 @@ class LLMJudge:
                 if not reply.ok:  # the call itself failed for good (after retries): not re-asked
                     res.failed, res.error, res.scores = True, f"judge call failed: {reply.error}", None
                     continue
-                res.raw = reply.text
+                res.raw, res.served_model, res.system_fingerprint = reply.text, reply.served_model, \
+                    reply.system_fingerprint
                 try:
                     res.scores, res.failed, res.error = parse_judge_scores(reply.text or ""), False, None
                 except ScoreParseError as err:
                     res.failed, res.error = True, f"unparsable judge reply after {attempt + 1} ask(s): {err}"
+                    unread[i] = (reply.text or "", str(err))
                     still.append(i)
             pending = still
         for i, cached in all_cached.items():

@@ -100,6 +100,8 @@ class ChatResult:
     finish_reason: str | None = None
     usage: dict[str, int] = field(default_factory=dict)
     attempts: int = 0
+    served_model: str | None = None  # the model name the API says answered (a dated snapshot for an alias)
+    system_fingerprint: str | None = None  # the backend configuration the API reports, when it does
 
     @property
     def ok(self) -> bool:
@@ -447,7 +449,8 @@ class LLMClient:
         entry = {
             "key": key, "v": CACHE_VERSION, "model": model, "params": request.params, "metadata": request.metadata,
             "messages": _digest_media(request.messages), "text": result.text, "finish_reason": result.finish_reason,
-            "usage": result.usage, "created": time.time(),
+            "usage": result.usage, "created": time.time(), "served_model": result.served_model,
+            "system_fingerprint": result.system_fingerprint,
         }
         entry = json.loads(mask_secrets(json.dumps(entry, ensure_ascii=False)))  # the checksum covers what is stored
         entry["sha256"] = _entry_checksum(entry)
@@ -498,7 +501,8 @@ class LLMClient:
             first = await asyncio.shield(self._inflight[key])
             with self._lock:
                 self.usage.cache_hits += first.ok
-            return ChatResult(first.text, key, True, first.error, first.finish_reason, {}, 0)
+            return ChatResult(first.text, key, True, first.error, first.finish_reason, {}, 0, first.served_model,
+                              first.system_fingerprint)
         fut: asyncio.Future = asyncio.get_running_loop().create_future()
         self._inflight[key] = fut  # registered before any await, so duplicates always find it
         locked = False
@@ -516,7 +520,8 @@ class LLMClient:
                 with self._lock:
                     self.usage.cache_hits += 1
                 result = ChatResult(entry["text"], key, True, None, entry.get("finish_reason"),
-                                    entry.get("usage") or {}, 0)
+                                    entry.get("usage") or {}, 0, entry.get("served_model"),
+                                    entry.get("system_fingerprint"))
             elif result.ok and self.use_cache:  # stored before anyone sees the reply: a kill cannot lose it
                 try:
                     if self.durable:  # fsync takes milliseconds: keep it off the event loop
@@ -657,7 +662,8 @@ class LLMClient:
                 log.warning("request %s: reply of %d characters cut to %d", key[:12], len(text), MAX_REPLY_CHARS)
                 text, finish = text[:MAX_REPLY_CHARS], "length"
             # Masked as it arrives, so that no copy of the reply (cache, items, logs) can hold a secret it echoes.
-            return ChatResult(mask_secrets(text, tuple(self._secrets())), key, False, None, finish, usage, attempt)
+            return ChatResult(mask_secrets(text, tuple(self._secrets())), key, False, None, finish, usage, attempt,
+                              getattr(resp, "model", None) or None, getattr(resp, "system_fingerprint", None) or None)
         return ChatResult(None, key, error=last or "no attempt made", attempts=self.max_attempts)  # pragma: no cover
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:

@@ -15,8 +15,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ..annotation.instruct import instruction_templates
 from ..io import atomic_write_text
+from ..prompting import instruction_templates
 from ..schema import ASPECT_NAMES, ASPECTS, CATEGORY_ALIASES, LABELS, OPTION_LETTERS, SUBCATEGORY_TO_CATEGORY
 from ..text import format_sync, format_timestamp, join_sections, parse_sync
 from .words import (

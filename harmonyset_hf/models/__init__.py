@@ -11,7 +11,7 @@ import importlib
 import inspect
 from typing import Any
 
-from .base import Model, ModelError
+from .base import Model, ModelError, Reply, stopped_on_length
 
 MODELS: dict[str, str] = {
     "baseline-random": "harmonyset_hf.models.baselines:RandomBaseline",
@@ -24,7 +24,8 @@ MODELS: dict[str, str] = {
     "openai-api": "harmonyset_hf.models.openai_api:OpenAIChatModel",
 }
 
-__all__ = ["MODELS", "Model", "ModelError", "available_models", "get_model", "parse_model_args", "register_model"]
+__all__ = ["MODELS", "Model", "ModelError", "Reply", "available_models", "get_model", "parse_model_args",
+           "register_model", "stopped_on_length"]
 
 
 def register_model(name: str, target: str) -> None:

@@ -11,6 +11,8 @@ A model is any object with:
 - ``generate(batch, prompts) -> list[str]``: one reply per row, in order. ``batch`` holds rows of
   ``load_dataset(HUB, "mc"|"oe")`` (see ``schema.features``); ``prompts`` holds the matching text
   prompts from :mod:`harmonyset_hf.prompting` (never build a second prompt format in an adapter).
+  A reply may be a :class:`Reply` (a ``str``) that says whether generation stopped on its length
+  limit; `harmonyset predict` records it as ``truncated`` and `harmonyset eval` reports the share.
 
 Adapters are registered by name in :data:`harmonyset_hf.models.MODELS` as lazy ``"module:Class"``
 strings and built with ``get_model(name, **kwargs)``; the class takes its options as keyword
@@ -28,6 +30,23 @@ from ..errors import HarmonySetError
 
 class ModelError(HarmonySetError):
     """A model that cannot be built or run (unknown name, bad option, missing dependency)."""
+
+
+class Reply(str):
+    """A reply's text that also says whether generation stopped on the length limit (None: not known)."""
+
+    truncated: bool | None
+
+    def __new__(cls, text: str, truncated: bool | None = None) -> Reply:
+        """The text, marked with ``truncated``."""
+        reply = super().__new__(cls, text)
+        reply.truncated = truncated
+        return reply
+
+
+def stopped_on_length(reply: object) -> bool | None:
+    """Whether a model's reply stopped on its length limit (None when the model does not say)."""
+    return getattr(reply, "truncated", None)
 
 
 @runtime_checkable

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..llm import ChatRequest, LLMClient
-from .base import ModelError
+from .base import ModelError, Reply
 from .clips import ClipLoader
 
 ENV_PREFIX = "HARMONYSET_API"
@@ -132,7 +132,8 @@ class OpenAIChatModel:
                   if not r.ok]
         if failed:  # answered rows are cached: the caller's per-row retry pays only for these
             raise ModelError(f"{self.name}: {len(failed)} call(s) failed: " + "; ".join(failed))
-        return [r.text or "" for r in results]
+        return [Reply(r.text or "", truncated=r.finish_reason == "length" if r.finish_reason else None)
+                for r in results]
 
     def close(self) -> None:
         """Close the client's connections."""

@@ -15,7 +15,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from .base import ModelError, load_problem
+from .base import ModelError, Reply, load_problem
 from .clips import ClipLoader
 from .tiny import tiny_model_dir
 
@@ -23,6 +23,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CHECKPOINT = "Qwen/Qwen2.5-Omni-7B"
 FRAME_CHOICES = (16, 32, 64)
+# HarmonySet annotations average 352.65 words (about 470 tokens) and run well past that: 512 new tokens
+# would cut long OE answers, so the default leaves room for twice the mean (MC replies stop far earlier).
+DEFAULT_MAX_NEW_TOKENS = 1024
 
 
 def resolve_dtype(dtype: Any, device: str) -> Any:
@@ -69,7 +72,8 @@ class QwenOmniModel:
 
     def __init__(self, path: str | None = DEFAULT_CHECKPOINT, adapter: str | None = None, frames: int | None = 16,
                  seed: int = 0, max_pixels: int | None = None, min_pixels: int | None = None, dtype: str = "auto",
-                 device: str | None = None, batch_size: int = 4, max_new_tokens: int = 512, do_sample: bool = False,
+                 device: str | None = None, batch_size: int = 4, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+                 do_sample: bool = False,
                  temperature: float = 1.0, top_p: float = 1.0, system: str | None = None,
                  attn_implementation: str | None = None, media_backend: str = "pyav", name: str | None = None,
                  local_files_only: bool = False):
@@ -171,7 +175,14 @@ class QwenOmniModel:
             out = self.model.generate(**inputs, **MODEL_KWARGS, **options)
         new_tokens = out[:, inputs["input_ids"].shape[1]:]
         texts = self.processor.batch_decode(new_tokens, skip_special_tokens=True, clean_up_tokenization_spaces=False)
-        return [t.strip() for t in texts]
+        # A row that never produced an end token ran into max_new_tokens: its answer may be cut short.
+        ends = options["eos_token_id"]
+        ends = [e for e in (ends if isinstance(ends, (list, tuple)) else [ends]) if e is not None]
+        if not ends:  # no end token known: whether a reply was cut cannot be told
+            return [Reply(t.strip()) for t in texts]
+        finished = torch.isin(new_tokens, torch.tensor(ends, device=new_tokens.device)).any(dim=1).tolist()
+        return [Reply(t.strip(), truncated=not done and new_tokens.shape[1] >= self.max_new_tokens)
+                for t, done in zip(texts, finished)]
 
 
 class TinyOmniModel(QwenOmniModel):

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..data.hub import local_cache_dir
+from ..data.video_folder import with_videos
 from ..errors import HarmonySetError
 from ..io import append_jsonl, atomic_write_json, package_versions, write_jsonl
 from ..schema import SYNC_CODES
@@ -95,8 +96,13 @@ def _video_value(value: Any, data: str | os.PathLike) -> Any:
     return path
 
 
-def load_rows(data: str | os.PathLike, configs: Sequence[str] = ("oe",)) -> list[tuple[str, Any]]:
-    """``(config, dataset)`` of every split of the given configs, the video column left undecoded."""
+def load_rows(data: str | os.PathLike, configs: Sequence[str] = ("oe",),
+              video_dir: str | os.PathLike | None = None) -> list[tuple[str, Any]]:
+    """``(config, dataset)`` of every split of the given configs, the video column left undecoded.
+
+    An annotations-only folder takes its videos from ``video_dir`` (else ``$HARMONYSET_VIDEO_DIR``);
+    rows whose video is not there are left out, with a warning that counts and names them.
+    """
     from datasets import Video, load_dataset
 
     out = []
@@ -106,7 +112,8 @@ def load_rows(data: str | os.PathLike, configs: Sequence[str] = ("oe",)) -> list
             ds = load_dataset(str(data), config, cache_dir=local_cache_dir(data))
         except Exception as err:  # the message names what is missing; wrap it with the dataset and config
             raise HarmonySetError(f"{data}: cannot load config {config!r} ({type(err).__name__}: {err})") from err
-        out += [(config, ds[split].cast_column("video", Video(decode=False))) for split in ds]
+        # An annotations-only folder takes the files of a download folder (with_videos).
+        out += [(config, with_videos(ds[split], video_dir).cast_column("video", Video(decode=False))) for split in ds]
     return out
 
 
@@ -259,7 +266,7 @@ def _run(jobs: list[tuple[str, dict, SyncParams]], workers: int) -> Iterator[dic
 
 def evaluate_sync(data: str | os.PathLike, out_dir: str | os.PathLike, configs: Sequence[str] = ("oe",),
                   params: SyncParams | None = None, limit: int | None = None, progress: bool = True,
-                  resume: bool = True, workers: int = 1) -> dict:
+                  resume: bool = True, workers: int = 1, video_dir: str | os.PathLike | None = None) -> dict:
     """Analyse every clip of ``data`` and write results.json, items.jsonl and sync.png to ``out_dir``.
 
     Each item is appended to items.jsonl as soon as it is analysed, so a rerun (``resume``) analyses
@@ -279,7 +286,7 @@ def evaluate_sync(data: str | os.PathLike, out_dir: str | os.PathLike, configs: 
     order: list[tuple[str, str]] = []
     found: dict[tuple[str, str], dict] = {}
     pending: list[tuple[str, dict, SyncParams]] = []
-    for config, part in load_rows(data, configs):
+    for config, part in load_rows(data, configs, video_dir=video_dir):
         for row in part:
             if limit is not None and len(order) >= limit:
                 break

@@ -30,6 +30,7 @@ class TrainConfig:
     # data
     data: str = ""  # Hub folder or Hub repo id holding the `instruct` config
     data_config: str = "instruct"
+    video_dir: str = ""  # videos of an annotations-only `data` (`videos download`); else $HARMONYSET_VIDEO_DIR
     split: str = "train"
     max_items: int = 0  # 0 = all; else the first N items (after `shortest_first`)
     shortest_first: bool = False  # sort items by duration (tests and smoke runs)

@@ -24,6 +24,7 @@ import torch
 import yaml
 
 from ..data.hub import local_cache_dir
+from ..data.video_folder import with_videos
 from ..errors import ConfigError, HarmonySetError
 from ..io import append_jsonl, atomic_write_json, atomic_write_text
 from ..models.omni_processing import load_processor
@@ -112,6 +113,7 @@ def build_data(cfg: TrainConfig, processor):
         raise ConfigError(f"data={cfg.data}: cannot load config {cfg.data_config!r} split {cfg.split!r} "
                           f"(a Hub folder from `harmonyset build` or a Hub repo id; {type(err).__name__}: {err})"
                           ) from err
+    rows = with_videos(rows, cfg.video_dir or None)  # annotations only: the files of a download folder
     if cfg.shortest_first:
         rows = rows.sort("duration")
     if cfg.max_items:

@@ -11,6 +11,7 @@ from harmonyset_hf.harness.pair_tasks import (  # noqa: F401
     pair_tie_rate,
 )
 from harmonyset_hf.harness.tasks import (  # noqa: F401
+    AGGREGATIONS,
     aspect_filter,
     doc_to_target,
     doc_to_text,
@@ -29,3 +30,5 @@ process_docs_rhythm = aspect_filter("rhythm")
 process_docs_theme = aspect_filter("theme")
 process_docs_emotion = aspect_filter("emotion")
 process_docs_culture = aspect_filter("culture")
+
+globals().update(AGGREGATIONS)  # oe_{category}_{aspect}, oe_scored, mc_letter_only

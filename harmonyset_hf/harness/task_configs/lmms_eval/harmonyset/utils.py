@@ -15,6 +15,7 @@ from harmonyset_hf.harness.pair_tasks import (  # noqa: F401
     pair_tie_rate,
 )
 from harmonyset_hf.harness.tasks import (  # noqa: F401
+    AGGREGATIONS,
     aspect_filter,
     data_source,
     doc_to_target,
@@ -41,3 +42,5 @@ process_docs_rhythm = aspect_filter("rhythm")
 process_docs_theme = aspect_filter("theme")
 process_docs_emotion = aspect_filter("emotion")
 process_docs_culture = aspect_filter("culture")
+
+globals().update(AGGREGATIONS)  # oe_{category}_{aspect}, oe_scored, mc_letter_only
