@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from . import positive_int
+from . import add_media_budget_args, positive_int
 
 
 def register(cli) -> None:
@@ -18,6 +18,7 @@ def register(cli) -> None:
 
     p.add_argument("--model", required=True, help=f"a registered model: {', '.join(available_models())}")
     p.add_argument("--model-args", default="", help="adapter options, k=v,k2=v2")
+    add_media_budget_args(p)
     p.add_argument("--out", required=True, help="predictions .jsonl (appended; ids already there are skipped)")
     p.add_argument("--videos", default=None,
                    help="folder of downloaded videos for an annotations-only --data (default $HARMONYSET_VIDEO_DIR); "
