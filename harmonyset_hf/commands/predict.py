@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..distributed import DEFAULT_TIMEOUT_S, current_rank
-from . import positive_int
+from . import add_media_budget_args, positive_int
 
 
 def register(cli) -> None:
@@ -19,6 +19,7 @@ def register(cli) -> None:
 
     p.add_argument("--model", required=True, help=f"a registered model: {', '.join(available_models())}")
     p.add_argument("--model-args", default="", help="adapter options, k=v,k2=v2")
+    add_media_budget_args(p)
     p.add_argument("--out", required=True, help="predictions .jsonl (appended; ids already there are skipped)")
     p.add_argument("--videos", default=None,
                    help="folder of downloaded videos for an annotations-only --data (default $HARMONYSET_VIDEO_DIR); "
