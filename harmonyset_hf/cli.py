@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from . import __version__, commands
 from .errors import HarmonySetError
+from .io import install_log_masking, mask_secrets
 
 # Verbs that take a second word (`harmonyset eval mc`, `harmonyset annotate consensus`, ...).
 GROUPS = {
@@ -80,15 +81,17 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("harmonyset_hf").setLevel(logging.DEBUG if args.debug else logging.INFO)
+    install_log_masking()  # no secret of the process reaches stderr through a log line
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
     try:
+        commands.apply_media_budget(args)  # --max-pixels / --max-duration of the verbs that read media
         code = args.func(args)
     except HarmonySetError as err:
         if args.debug or os.environ.get("HARMONYSET_DEBUG"):
             raise
-        print(f"harmonyset: error: {err}", file=sys.stderr)
+        print(mask_secrets(f"harmonyset: error: {err}"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("harmonyset: interrupted; work done so far is saved and a rerun resumes", file=sys.stderr)

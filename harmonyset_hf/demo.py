@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .data.hub import build_hub
+from .errors import HarmonySetError
 from .evaluation import evaluate_mc, evaluate_oe, read_predictions, summary_line, write_results
 from .evaluation.predict import load_split, run_predictions
 from .evaluation.report import write_report
@@ -25,6 +26,8 @@ from .sync.evaluate import evaluate_sync
 from .sync.evaluate import summary_line as sync_summary
 
 MC_BASELINES = ("baseline-random", "baseline-longest")
+DEMO_MARKER = ".harmonyset-demo"  # written into every demo folder: the only ones whose parts a rerun removes
+DEMO_PARTS = ("HarmonySet-mini", "hub", "predictions", "results", "sync", "report")
 OE_BASELINES = ("baseline-generic",)
 
 
@@ -39,8 +42,14 @@ def run_demo(out_dir: str | os.PathLike, n: int = 24, seed: int = 0, judge: str 
     started = time.perf_counter()
     out = Path(out_dir)
     mini, hub = out / "HarmonySet-mini", out / "hub" / "HarmonySet-mini"
-    # A demo run starts clean: stale predictions of an older sample would be skipped as "done".
-    for sub in ("HarmonySet-mini", "hub", "predictions", "results", "sync", "report"):
+    # A demo run starts clean (stale predictions of an older sample would be skipped as "done"), but only in a
+    # folder the demo made: never remove a `results/` or `report/` of the user's.
+    if out.is_dir() and not (out / DEMO_MARKER).is_file() and any((out / sub).exists() for sub in DEMO_PARTS):
+        raise HarmonySetError(f"{out} is not a demo folder (no {DEMO_MARKER}) but holds "
+                              f"{', '.join(s for s in DEMO_PARTS if (out / s).exists())}: give a new folder")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / DEMO_MARKER).write_text("harmonyset demo\n", encoding="utf-8")
+    for sub in DEMO_PARTS:
         shutil.rmtree(out / sub, ignore_errors=True)
     total = 7
     times: dict[str, float] = {}

@@ -10,6 +10,7 @@ import pytest
 
 from harmonyset_hf.errors import ConfigError
 from harmonyset_hf.judge import EmbeddingJudge, Judge, JudgeConfig, LLMJudge, make_judge
+from harmonyset_hf.llm import DEFAULT_DEADLINE
 
 LOCAL = "http://127.0.0.1:9/v1"  # nothing listens there: building a judge makes no call
 
@@ -24,7 +25,7 @@ def clean_env(monkeypatch):
 def flags(**given) -> argparse.Namespace:
     """The judge flags of `eval oe` / `audit judge` with their defaults, overridden by ``given``."""
     values = {"judge": "openai", "judge_mode": "paper", "judge_model": None, "judge_base_url": None,
-              "concurrency": None, "cache": None}
+              "concurrency": None, "cache": None, "timeout": DEFAULT_DEADLINE}
     return argparse.Namespace(**{**values, **given})
 
 
@@ -41,8 +42,8 @@ def test_both_judges_follow_the_protocol(tmp_path):
 def test_flags_build_the_judge_they_name(tmp_path):
     """--judge-model, --judge-base-url, --judge-mode, --concurrency and --cache reach the judge."""
     config = JudgeConfig.from_args(flags(judge_model="judge-x", judge_base_url=LOCAL, judge_mode="hardened",
-                                         concurrency=3, cache=str(tmp_path)))
-    assert config == JudgeConfig("openai", "judge-x", LOCAL, "hardened", 3, str(tmp_path))
+                                         concurrency=3, cache=str(tmp_path), timeout=42.0))
+    assert config == JudgeConfig("openai", "judge-x", LOCAL, "hardened", 3, str(tmp_path), 42.0)
     judge = config.build()
     try:
         assert isinstance(judge, LLMJudge)
@@ -50,6 +51,7 @@ def test_flags_build_the_judge_they_name(tmp_path):
         assert (described["model"], described["prompt_mode"]) == ("judge-x", "hardened")
         assert described["base_url"].startswith("http://127.0.0.1:9")
         assert judge.client.concurrency == 3 and judge.client.cache_dir == Path(tmp_path)
+        assert judge.client.deadline == 42.0
     finally:
         judge.close()
     assert isinstance(JudgeConfig.from_args(flags(judge="embedding")).build(), EmbeddingJudge)
@@ -65,6 +67,8 @@ def test_bad_settings_fail_with_one_clear_line():
         JudgeConfig.from_args(flags(judge="embedding", judge_mode="hardened"))
     with pytest.raises(ConfigError, match="at least 1"):
         JudgeConfig(concurrency=0)
+    with pytest.raises(ConfigError, match="deadline must be a number of seconds above 0"):
+        JudgeConfig(deadline=0)
     with pytest.raises(ConfigError, match="judge_concurrency must be a whole number"):
         JudgeConfig.from_metadata({"judge_concurrency": "many"})
     with pytest.raises(ConfigError, match="unknown judge"):
@@ -90,5 +94,6 @@ def test_metadata_never_carries_a_key_and_a_config_holds_none(monkeypatch):
     config = JudgeConfig.from_metadata({"judge_model": "m"})
     text = json.dumps(config.as_dict())
     assert "sk-from-env" not in text and json.loads(text) == {
-        "kind": "openai", "model": "m", "base_url": None, "mode": "paper", "concurrency": None, "cache_dir": None}
+        "kind": "openai", "model": "m", "base_url": None, "mode": "paper", "concurrency": None, "cache_dir": None,
+        "deadline": DEFAULT_DEADLINE}
     assert JudgeConfig(**json.loads(text)) == config  # what harness docs carry round-trips

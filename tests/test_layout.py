@@ -18,6 +18,7 @@ MAX_TOP_LEVEL = 10
 LAZY_OUTSIDE_COMMANDS = {
     ("harmonyset_hf", "harmonyset_hf.data.hub"),
     ("harmonyset_hf.models.qwen2_5_omni", "harmonyset_hf.models.omni_processing"),
+    ("harmonyset_hf.models.qwen2_5_omni", "harmonyset_hf.models.omni_prefix"),  # it imports omni_processing
     ("harmonyset_hf.models.tiny", "harmonyset_hf.models.omni_processing"),
 }
 
@@ -136,6 +137,21 @@ def test_a_moved_documented_path_still_imports_with_a_deprecation_warning(old, n
     assert getattr(module, name) is getattr(importlib.import_module(new), name)
     assert [str(w.message) for w in caught if issubclass(w.category, DeprecationWarning)] == [
         f"{old} moved to {new}; the old path goes away in the next release"]
+
+
+def test_the_old_audit_module_names_still_resolve_with_a_deprecation_warning():
+    """0.1.0's README showed ``audit.audit_mc(rows, ...)``: ``audit`` is a package now and forwards its names."""
+    import harmonyset_hf.audit as audit
+    from harmonyset_hf.audit import mc_bias
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert audit.audit_mc is mc_bias.audit_mc
+    assert [str(w.message) for w in caught if issubclass(w.category, DeprecationWarning)] == [
+        "harmonyset_hf.audit.audit_mc moved to harmonyset_hf.audit.mc_bias.audit_mc; the old path goes away in "
+        "the next release"]
+    with pytest.raises(AttributeError):
+        audit.no_such_name  # noqa: B018
 
 
 def test_documented_paths_that_did_not_move_import_without_warnings():

@@ -120,7 +120,7 @@ def test_checkout_tasks_folder_is_the_packaged_one():
 
 def test_card_template_is_package_data():
     """The card template is read from the package (a wheel has no checkout root)."""
-    from harmonyset_hf.card import TEMPLATE
+    from harmonyset_hf.data.card import TEMPLATE
 
     assert Path(str(TEMPLATE)).is_relative_to(Path(harmonyset_hf.__file__).parent)
     assert "${configs_yaml}" in TEMPLATE.read_text(encoding="utf-8")

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import schema
-from ..data.release import iter_json_items
+from ..data.release import ReleaseError, iter_json_items
 from ..data.release_fields import (
     Skip,
     VideoResolver,
@@ -83,7 +83,7 @@ def read_metadata_files(paths: Sequence[str | os.PathLike]) -> dict[str, dict[st
         require_file(path, "metadata: a release JSON or JSON Lines file")
         try:
             _read_metadata_file(path, out)
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        except (json.JSONDecodeError, UnicodeDecodeError, ReleaseError) as err:  # the reader's own errors name the spot
             raise DescribeError(f"{path}: not a JSON / JSON Lines metadata file ({err})") from None
     return out
 

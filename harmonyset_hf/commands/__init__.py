@@ -8,6 +8,8 @@ transformers), measured on the 2-core dev machine with ``time python -m harmonys
 and ``time python -c "import <those modules>"``. This is the one place such imports are the rule.
 """
 
+from ..llm import DEFAULT_DEADLINE
+
 
 def positive_int(text: str) -> int:
     """argparse type: an integer of at least 1 (a --limit or batch size of 0 or less is a mistake, not a no-op)."""
@@ -33,3 +35,28 @@ def positive_float(text: str) -> float:
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be above 0, not {text}")
     return value
+
+
+def add_timeout_arg(p) -> None:
+    """``--timeout``: the total deadline of one LLM call (all attempts, slow replies and waits included)."""
+    p.add_argument("--timeout", type=positive_float, default=DEFAULT_DEADLINE,
+                   help=f"seconds one LLM call may take in all, retries and slow replies included "
+                        f"(default {DEFAULT_DEADLINE:g})")
+
+
+def add_media_budget_args(p) -> None:
+    """``--max-pixels`` and ``--max-duration``: raise the media budget (applied by the CLI before the verb runs)."""
+    p.add_argument("--max-pixels", type=positive_int, default=None,
+                   help="refuse videos whose frames have more pixels than this (default 4096x4096, or "
+                        "$HARMONYSET_MAX_PIXELS), before decoding")
+    p.add_argument("--max-duration", type=positive_float, default=None,
+                   help="refuse media longer than this many seconds (default 600, or $HARMONYSET_MAX_DURATION), "
+                        "before decoding")
+
+
+def apply_media_budget(args) -> None:
+    """Raise the process's media budget to what --max-pixels / --max-duration give (nothing when not given)."""
+    if getattr(args, "max_pixels", None) or getattr(args, "max_duration", None):
+        from ..media import set_media_budget  # numpy and PyAV: loaded only for the verbs that read media
+
+        set_media_budget(max_pixels=args.max_pixels, max_duration=args.max_duration)

@@ -7,6 +7,7 @@ import json
 import sys
 
 from ..errors import ConfigError
+from . import add_media_budget_args, add_timeout_arg
 
 
 def _llm_args(p: argparse.ArgumentParser) -> None:
@@ -19,6 +20,7 @@ def _llm_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-tokens", type=int, default=2048)
     p.add_argument("--temperature", type=float, default=0.0)
     p.add_argument("--cache-dir", help="LLM reply cache (default: $HARMONYSET_CACHE_DIR/llm)")
+    add_timeout_arg(p)
 
 
 def register(cli) -> None:
@@ -54,6 +56,7 @@ def register(cli) -> None:
     p.add_argument("--media-workers", type=int, default=4, help="threads decoding clips (default 4)")
     p.add_argument("--dry-run", action="store_true", help="print the requests (media abbreviated); send nothing")
     p.add_argument("--limit", type=int, default=None, help="only the first N items (with --dry-run default 2)")
+    add_media_budget_args(p)
     _llm_args(p)
 
     p = cli.command("instruct", group="annotate", run=_instruct,
@@ -88,6 +91,7 @@ def register(cli) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--top-k", type=int, default=10, help="labels stored as audio_labels (default 10)")
     p.add_argument("--keep-rank", type=int, default=2, help="keep when Music ranks at most this (default 2)")
+    add_media_budget_args(p)
 
 
 def _print(summary: dict) -> None:
@@ -140,7 +144,7 @@ def _describe(args: argparse.Namespace) -> int:
     else:
         d.check_endpoint_config(args.model)
         client = LLMClient(model=args.model, base_url=args.base_url, env_prefix=d.ENV_PREFIX, cache_dir=args.cache_dir,
-                           concurrency=args.concurrency)
+                           concurrency=args.concurrency, deadline=args.timeout)
     describer = d.Describer(client, frames=args.frames, audio=not args.no_audio, temperature=args.temperature,
                             max_tokens=args.max_tokens, max_attempts=args.max_attempts, concurrency=args.concurrency,
                             batch_size=args.batch_size, media_workers=args.media_workers)
@@ -176,10 +180,13 @@ def _mc(args: argparse.Namespace) -> int:
     from ..annotation import mc
     from ..annotation.describe import check_endpoint_config
     from ..annotation.instruct import read_ids
+    from ..llm import LLMClient
 
     check_endpoint_config(args.model)
     items = mc.load_items(args.annotations, args.metadata, read_ids(args.ids) if args.ids else None)
-    curator = mc.MCCurator(model=args.model, base_url=args.base_url, cache_dir=args.cache_dir,
+    client = LLMClient(model=args.model, base_url=args.base_url, env_prefix=mc.ENV_PREFIX, cache_dir=args.cache_dir,
+                       concurrency=args.concurrency, deadline=args.timeout)
+    curator = mc.MCCurator(client,
                            temperature=args.temperature, max_tokens=args.max_tokens, max_attempts=args.max_attempts,
                            concurrency=args.concurrency, length_tolerance=args.length_tolerance,
                            min_similarity=args.min_similarity, check_faithfulness=not args.no_faithfulness)

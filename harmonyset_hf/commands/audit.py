@@ -6,6 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..io import check_folder_path
+from . import add_timeout_arg
+
 
 def register(cli) -> None:
     """Add `audit mc`, `audit judge` and `audit agreement`."""
@@ -23,6 +26,7 @@ def register(cli) -> None:
                     help="its OpenAI-compatible base URL (or $HARMONYSET_AUDIT_LLM_BASE_URL)")
     mc.add_argument("--concurrency", type=int, default=None, help="parallel LLM calls")
     mc.add_argument("--cache", default=None, help="LLM reply cache folder (default: the user cache)")
+    add_timeout_arg(mc)
 
     judge = cli.command("judge", group="audit", run=_run_judge,
                         help="adversarial OE responses (injections, empty, copied/other references, padding) "
@@ -40,6 +44,7 @@ def register(cli) -> None:
                        help="a score change of at least this many points counts as moved (default 1)")
     judge.add_argument("--concurrency", type=int, default=None, help="parallel judge calls")
     judge.add_argument("--cache", default=None, help="judge reply cache folder (default: the user cache)")
+    add_timeout_arg(judge)
 
     agree = cli.command("agreement", group="audit", run=_run_agreement,
                         help="agreement per aspect of two eval-oe runs (Krippendorff's alpha, Pearson, Spearman, "
@@ -64,12 +69,14 @@ def _run_mc(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
     from ..evaluation.predict import load_split
 
+    check_folder_path(args.out)  # before any call is paid for: a --out that names a file is a one-line error
+
     client = None
     if args.llm:  # built before the data is loaded, so that a missing model or key fails at once
         from ..llm import LLMClient
 
         client = LLMClient(model=args.llm_model, base_url=args.llm_base_url, env_prefix=AUDIT_LLM_ENV,
-                           cache_dir=args.cache, concurrency=args.concurrency)
+                           cache_dir=args.cache, concurrency=args.concurrency, deadline=args.timeout)
     try:
         if args.limit is not None and args.limit < 0:
             raise ConfigError(f"--limit must be >= 0, got {args.limit}")
@@ -104,6 +111,8 @@ def _run_judge(args: argparse.Namespace) -> int:
     from ..errors import ConfigError
     from ..evaluation.predict import load_split
     from ..judge import JudgeConfig
+
+    check_folder_path(args.out)
 
     judge = JudgeConfig.from_args(args).build()
     try:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import positive_int
+from ..io import check_folder_path
+from . import add_timeout_arg, positive_int
 
 
 def register(cli) -> None:
@@ -35,6 +36,7 @@ def register(cli) -> None:
     oe.add_argument("--judge-base-url", default=None, help="OpenAI-compatible base URL of the judge")
     oe.add_argument("--concurrency", type=positive_int, default=None, help="parallel judge calls")
     oe.add_argument("--cache", default=None, help="judge reply cache folder (default: the user cache)")
+    add_timeout_arg(oe)
 
 
 def finish(args: argparse.Namespace, results: dict, items: list, facts: dict) -> int:
@@ -60,6 +62,8 @@ def _run_mc(args: argparse.Namespace) -> int:
     from ..evaluation import evaluate_mc, read_predictions
     from ..evaluation.predict import load_split
 
+    check_folder_path(args.out)  # before any work: a --out that names a file is a one-line error
+
     predictions, facts = read_predictions(args.predictions, "mc")
     every = load_split(args.data, "mc")
     rows = every[:args.limit] if args.limit is not None else every
@@ -83,6 +87,8 @@ def _run_oe(args: argparse.Namespace) -> int:
     from ..evaluation import evaluate_oe, read_predictions
     from ..evaluation.predict import load_split
     from ..judge import JudgeConfig
+
+    check_folder_path(args.out)  # before a judge call is paid for: a --out that names a file is a one-line error
 
     predictions, facts = read_predictions(args.predictions, "oe")
     # Built before the data is loaded, so that a missing key or model fails at once.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from . import positive_float, positive_int
+from . import add_media_budget_args, positive_float, positive_int
 
 
 def register(cli) -> None:
@@ -20,6 +20,7 @@ def register(cli) -> None:
     p.add_argument("--seek", choices=SEEK_MODES, default="exact")
     p.add_argument("--sample-rate", type=positive_int, default=16000, help="audio rate to resample to (default 16000)")
     p.add_argument("--timeout", type=positive_float, default=DEFAULT_TIMEOUT, help="seconds before decoding gives up")
+    add_media_budget_args(p)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ import argparse
 import json
 
 from ..errors import ConfigError
+from . import add_media_budget_args
 
 
 def register(cli) -> None:
@@ -40,6 +41,7 @@ def register(cli) -> None:
 
 
 def _add_params(p: argparse.ArgumentParser) -> None:
+    add_media_budget_args(p)
     p.add_argument("--tol-a", type=float, default=None, help="seconds: nearest change this close -> A (0.35)")
     p.add_argument("--tol-b", type=float, default=None, help="seconds: ... this close -> B, else C (1.8)")
     p.add_argument("--fps", type=float, default=None, help="frames per second analysed for cuts (15)")

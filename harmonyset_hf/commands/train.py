@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from . import add_media_budget_args
+
 EPILOG = """\
 This runs one process. For several GPUs or processes use accelerate (or torchrun) on the module:
   accelerate launch --config_file configs/accelerate/ddp.yaml -m harmonyset_hf.train --config RECIPE
@@ -19,6 +21,7 @@ def register(cli) -> None:
     p.add_argument("--config", help="YAML recipe (configs/train/*.yaml)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one config key (repeatable), e.g. --set lr=2e-4 --set resume=auto")
+    add_media_budget_args(p)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -32,8 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from .. import schema
-from ..io import atomic_write_json, package_versions
+from ..io import atomic_write_json, mask_secrets, package_versions
 from ..prompting import has_instruction, instruction_for
+from .build_out import prepare_output_folder, replace_output_folder
 from .card import render_card
 from .folder import VIDEO_SPLIT, HubError, annotations_file, config_table, media_file
 from .release import ReleaseReader, iter_release
@@ -155,10 +156,9 @@ def build_hub(release_dir: str | os.PathLike, videos_dir: str | os.PathLike | No
                        "(videos_dir= / annotations_only=True in Python)")
     if videos_dir is not None and not annotations_only and not Path(videos_dir).is_dir():
         raise HubError(f"videos folder {videos_dir} does not exist")
-    out = Path(out_dir)
-    tmp = out.parent / f".{out.name}.building-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    # One rule for every output: replace only an earlier build, never an input or the current folder.
+    out, tmp = prepare_output_folder(out_dir, {"release": release_dir,
+                                               "videos": None if annotations_only else videos_dir})
     started = time.perf_counter()
     reader = ReleaseReader(None if annotations_only else videos_dir, field_map=field_map, strict=strict,
                            check_videos=not annotations_only)
@@ -203,19 +203,10 @@ def build_hub(release_dir: str | os.PathLike, videos_dir: str | os.PathLike | No
     atomic_write_json(tmp / "build_report.json", report)
     if card:
         render_card(tmp, report=report)
-    swap_into_place(tmp, out)
+    replace_output_folder(tmp, out)
     log.info("built %s: %s; %d skipped (see build_report.json)", out,
              ", ".join(f"{c} {n}" for c, n in report["counts"].items()), report["skipped_count"])
     return report
-
-
-def swap_into_place(tmp: Path, out: Path) -> None:
-    """Replace ``out`` by the finished build with renames, so readers never see a half-built folder."""
-    old = out.parent / f".{out.name}.old-{os.getpid()}"
-    if out.exists():
-        os.rename(out, old)
-    os.rename(tmp, out)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def load(path: str | os.PathLike, config: str, split: str | None = None, streaming: bool = False, **kwargs):
@@ -268,9 +259,8 @@ def local_cache_dir(data: str | os.PathLike) -> str | None:
 # Push and export
 # --------------------------------------------------------------------------------------------
 def redact(text: str, token: str | None) -> str:
-    """``text`` with the token (and anything shaped like a Hugging Face token) masked."""
-    if token:
-        text = text.replace(token, "***")
+    """``text`` with the token, the process's secrets (with or without prefix) and HF-token shapes masked."""
+    text = mask_secrets(text, (token,) if token else ())
     return re.sub(r"hf_[A-Za-z0-9]{8,}", "hf_***", text)
 
 

@@ -108,9 +108,28 @@ def discover_files(release: str | os.PathLike) -> dict[str, list[Path]]:
     return out
 
 
+MAX_ITEM_CHARS = 64 << 20  # one release item is a few KB; a "list item" of 64 MB is a broken file, not an item
+_ID_RE = re.compile(r'"(?:id|video_id|vid|youtube_id|question_id)"\s*:\s*"([^"\\]{1,200})"')
+
+
 def iter_json_items(path: str | os.PathLike, chunk_size: int = 1 << 20) -> Iterator[dict]:
-    """Items of a JSON list (streamed), a JSON object holding a list or an id->item map, or JSON Lines."""
+    """Items of a JSON list (streamed), a JSON object holding a list or an id->item map, or JSON Lines.
+
+    A file that is not UTF-8, JSON nested too deeply to decode, or an item that is not valid JSON
+    raise one :class:`ReleaseError` line naming the file and the item (position, line and id).
+    """
     path = Path(path)
+    try:
+        yield from _iter_json_items(path, chunk_size)
+    except UnicodeDecodeError as err:
+        raise ReleaseError(f"{path}: not UTF-8 text ({err.reason}: byte {err.object[err.start:err.start + 1]!r}); "
+                           "save the release as UTF-8") from None
+    except RecursionError:
+        raise ReleaseError(f"{path}: JSON nested too deeply to read (thousands of levels): "
+                           "not a release file") from None
+
+
+def _iter_json_items(path: Path, chunk_size: int) -> Iterator[dict]:
     decoder = json.JSONDecoder()
     with path.open("r", encoding="utf-8-sig") as fh:
         buf = fh.read(chunk_size)
@@ -127,7 +146,11 @@ def iter_json_items(path: str | os.PathLike, chunk_size: int = 1 << 20) -> Itera
         except json.JSONDecodeError:
             is_jsonl = False
         if not is_jsonl:
-            obj = json.loads(buf + fh.read())
+            try:
+                obj = json.loads(buf + fh.read())
+            except json.JSONDecodeError as err:
+                raise ReleaseError(f"{path}: not valid JSON at line {err.lineno}, column {err.colno} "
+                                   f"({err.msg})") from None
             yield from _items_of_object(obj, path)
             return
     with path.open("r", encoding="utf-8-sig") as fh:
@@ -136,34 +159,70 @@ def iter_json_items(path: str | os.PathLike, chunk_size: int = 1 << 20) -> Itera
                 try:
                     yield json.loads(line)
                 except json.JSONDecodeError as err:
-                    raise ReleaseError(f"{path}:{number}: not valid JSON ({err.msg})") from None
+                    raise ReleaseError(f"{path}:{number}: the item on line {number}{_id_hint(line)} is not valid "
+                                       f"JSON ({err.msg} at column {err.colno})") from None
+
+
+def _id_hint(text: str) -> str:
+    """``, id 'x'`` when the start of a broken item's text shows its id, else nothing."""
+    m = _ID_RE.search(text[:4096])
+    return f", id {m.group(1)!r}" if m else ""
+
+
+def _incomplete(err: json.JSONDecodeError, buf: str) -> bool:
+    """True when decoding failed only because the buffer ends inside the item (read more), not on bad JSON."""
+    return err.msg.startswith("Unterminated string") or err.pos >= len(buf) - 8
 
 
 def _stream_list(fh, buf: str, pos: int, decoder: json.JSONDecoder, path: Path, chunk_size: int) -> Iterator[dict]:
-    """Decode the items of a JSON list one by one, holding about one chunk of text at a time."""
+    """Decode the items of a JSON list one by one, holding about one item (or chunk) of text at a time.
+
+    Each item is decoded once more per doubling of the text read for it, so a large item costs
+    linear time, and a bad item is reported at once (by position, line and id) instead of after
+    re-reading the rest of the file.
+    """
+    index = 0
+    first_line = 1  # line number of buf[0]
+
+    def drop(upto: int) -> None:  # forget buf[:upto], keeping count of its lines
+        nonlocal buf, pos, first_line
+        first_line += buf.count("\n", 0, upto)
+        buf, pos = buf[upto:], pos - upto
+
     while True:
         while True:  # skip separators, reading on when the buffer runs out
             while pos < len(buf) and buf[pos] in " \t\r\n,":
                 pos += 1
             if pos < len(buf):
                 break
-            buf, pos = fh.read(chunk_size), 0
+            drop(len(buf))
+            buf = fh.read(chunk_size)
             if not buf:
-                raise ReleaseError(f"{path}: the JSON list is not closed (truncated file?)")
+                raise ReleaseError(f"{path}: the JSON list is not closed after item {index - 1} (truncated file?)")
         if buf[pos] == "]":
             return
         try:
             obj, end = decoder.raw_decode(buf, pos)
         except json.JSONDecodeError as err:
-            more = fh.read(chunk_size)
+            where = (f"{path}: list item {index} (from line {first_line + buf.count(chr(10), 0, pos)}"
+                     f"{_id_hint(buf[pos:pos + 4096])})")
+            if not _incomplete(err, buf):
+                raise ReleaseError(f"{where} is not valid JSON: {err.msg} at line {first_line + err.lineno - 1}, "
+                                   f"column {err.colno}") from None
+            if len(buf) - pos > MAX_ITEM_CHARS:
+                raise ReleaseError(f"{where} runs past {MAX_ITEM_CHARS >> 20} MB: not one release item "
+                                   "(a broken file?)") from None
+            more = fh.read(max(chunk_size, len(buf) - pos))  # double what is held: linear time for a big item
             if not more:
-                raise ReleaseError(f"{path}: a list item is not valid JSON ({err.msg})") from None
-            buf, pos = buf[pos:] + more, 0
+                raise ReleaseError(f"{where} is not valid JSON ({err.msg}; truncated file?)") from None
+            drop(pos)
+            buf += more
             continue
         yield obj
+        index += 1
         pos = end
         if pos > chunk_size:
-            buf, pos = buf[pos:], 0
+            drop(pos)
 
 
 def _items_of_object(obj: Any, path: Path) -> Iterator[dict]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 from collections import Counter
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -141,20 +142,41 @@ class VideoResolver:
         return str(pure)
 
     def resolve(self, ref: str) -> Path | None:
-        """The file for a checked reference, or None when it is not under the root."""
+        """The file for a checked reference, or None when it is not under the root.
+
+        The root is compared by real path: a symlink (to a file or a folder) that leads outside
+        it, and anything that is not a regular file (a FIFO, a device), raise :class:`Skip` with
+        the reason instead of entering a build.
+        """
         if self.root is None:
             return None
-        direct = self.root / ref
-        if direct.is_file():
-            return direct
+        candidates = [self.root / ref]
         if PurePosixPath(ref).suffix.lower() not in VIDEO_EXTENSIONS:
-            for ext in VIDEO_EXTENSIONS:
-                if (self.root / (ref + ext)).is_file():
-                    return self.root / (ref + ext)
+            candidates += [self.root / (ref + ext) for ext in VIDEO_EXTENSIONS]
+        for path in candidates:
+            if os.path.lexists(path) and not os.path.isdir(path):
+                return self.checked(path)
         if self._by_name is None:
             self._index()
         name = PurePosixPath(ref).name
-        return self._by_name.get(name) or self._by_stem.get(os.path.splitext(name)[0]) or self._by_stem.get(name)
+        found = self._by_name.get(name) or self._by_stem.get(os.path.splitext(name)[0]) or self._by_stem.get(name)
+        return self.checked(found) if found is not None else None
+
+    def checked(self, path: Path) -> Path:
+        """The real path of a video found under the root; :class:`Skip` when it leads outside or is no regular file."""
+        real = Path(os.path.realpath(path))
+        shown = path.relative_to(self.root) if path.is_relative_to(self.root) else path
+        if real != self.root and self.root not in real.parents:
+            raise Skip(f"video {str(shown)!r} is a symlink to {real}, outside the video root {self.root}")
+        try:
+            mode = os.stat(real).st_mode
+        except OSError as err:
+            raise Skip(f"video {str(shown)!r} cannot be read ({err.strerror})") from None
+        if not stat.S_ISREG(mode):
+            kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+                    else "a device" if stat.S_ISBLK(mode) or stat.S_ISCHR(mode) else "a folder")
+            raise Skip(f"video {str(shown)!r} is not a regular file but {kind}")
+        return real
 
 
 # --------------------------------------------------------------------------------------------

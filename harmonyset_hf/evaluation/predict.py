@@ -4,6 +4,10 @@ Resumable: ids already in the output are skipped and each batch is appended (flu
 fsynced) as soon as it is done, so a killed run loses at most the batch in flight. A batch whose
 model call fails is retried one item at a time; items that still fail are reported by id and
 left for the next run.
+
+Data-parallel under torchrun / accelerate launch (:mod:`harmonyset_hf.distributed`): each rank
+answers whole items into its own part file and rank 0 merges the parts into ``out`` in the data's
+order (:func:`predict_data_parallel`).
 """
 
 from __future__ import annotations
@@ -17,6 +21,17 @@ from typing import Any
 
 from ..data.hub import load as hub_load
 from ..data.video_folder import with_videos
+from ..distributed import (
+    DEFAULT_TIMEOUT_S,
+    Rank,
+    barrier,
+    gather,
+    merge_parts,
+    part_files,
+    part_path,
+    process_group,
+    shard_by_item,
+)
 from ..errors import HarmonySetError
 from ..io import append_jsonl, read_jsonl
 from ..models import stopped_on_length
@@ -43,10 +58,13 @@ class PredictSummary:
     skipped: int = 0
     failed: dict[str, str] = field(default_factory=dict)
 
+    ranks: int = 1
+
     def line(self) -> str:
         """One-line summary for the terminal."""
         failed = f", {len(self.failed)} failed (rerun to retry)" if self.failed else ""
-        return (f"predict {self.model}: {self.written} new, {self.skipped} already in {self.out} "
+        ranks = f" by {self.ranks} processes" if self.ranks > 1 else ""
+        return (f"predict {self.model}: {self.written} new{ranks}, {self.skipped} already in {self.out} "
                 f"(of {self.total}){failed}")
 
 
@@ -93,17 +111,18 @@ def load_split(data: str | os.PathLike, config: str, media: bool = False, limit:
 
 
 def existing_predictions(path: str | os.PathLike, config: str) -> dict[str, dict]:
-    """Predictions already in ``path`` keyed by id (empty when the file does not exist)."""
+    """Predictions already in ``path`` and its part files (a data-parallel run's) keyed by id (empty when none)."""
     path = Path(path)
-    if not path.exists():
-        return {}
     key = id_key(config)
     out: dict[str, dict] = {}
-    for number, rec in enumerate(read_jsonl(path), 1):
-        if key not in rec or "response" not in rec:
-            raise PredictError(f"{path}: line {number} is not a HarmonySet-{config.upper()} prediction "
-                               f"(needs {key!r} and 'response')")
-        out[str(rec[key])] = rec
+    for file in (path, *part_files(path)):
+        if not file.exists():
+            continue
+        for number, rec in enumerate(read_jsonl(file), 1):
+            if key not in rec or "response" not in rec:
+                raise PredictError(f"{file}: line {number} is not a HarmonySet-{config.upper()} prediction "
+                                   f"(needs {key!r} and 'response')")
+            out.setdefault(str(rec[key]), rec)
     return out
 
 
@@ -132,22 +151,32 @@ def check_model_config(model: Any, config: str) -> None:
         raise PredictError(f"model {model.name} answers {'/'.join(supported)} only, not {config!r}")
 
 
+def prediction_rows(rows: list[dict], config: str, circular: bool = False) -> list[dict]:
+    """The rows to answer: ``rows``, or with ``circular`` (MC only) each question in its 4 rotations (``"#r{k}"``)."""
+    if not circular:
+        return rows
+    if config != "mc":
+        raise PredictError("--circular applies to HarmonySet-MC only")
+    return [variant for row in rows for variant in circular_variants(row)]
+
+
 def run_predictions(model: Any, rows: list[dict], config: str, out: str | os.PathLike, *,
                     batch_size: int = 8, circular: bool = False, meta: dict | None = None,
-                    progress: bool = True) -> PredictSummary:
+                    progress: bool = True, rank: Rank | None = None) -> PredictSummary:
     """Answer every row not yet in ``out`` and append ``{id|question_id, response, model, meta}`` lines.
 
     With ``circular`` (MC only) each question is asked in its 4 rotations (``"{question_id}#r{k}"``).
+    With a ``rank`` of several, only that rank's items are answered, into its part file
+    (:func:`predict_data_parallel` merges them).
     """
     from tqdm.auto import tqdm
 
     out = Path(out)
     key = id_key(config)
+    rank = rank or Rank()
     check_model_config(model, config)
-    if circular:
-        if config != "mc":
-            raise PredictError("--circular applies to HarmonySet-MC only")
-        rows = [variant for row in rows for variant in circular_variants(row)]
+    rows = shard_by_item(prediction_rows(rows, config, circular), rank, lambda row: str(row.get("id", row[key])))
+    target = part_path(out, rank) if rank.distributed else out
     done = existing_predictions(out, config)
     others = Counter(rec.get("model") for rec in done.values() if rec.get("model") not in (None, model.name))
     if others:
@@ -155,8 +184,9 @@ def run_predictions(model: Any, rows: list[dict], config: str, out: str | os.Pat
                            f"{model.name}; write to another file")
     todo = [row for row in rows if str(row[key]) not in done]
     summary = PredictSummary(out=out, model=model.name, total=len(rows), skipped=len(rows) - len(todo))
-    bar = tqdm(total=len(rows), initial=summary.skipped, desc=f"predict {model.name}", unit="item",
-               disable=not progress, leave=False)
+    where = f" (rank {rank.rank}/{rank.world_size})" if rank.distributed else ""
+    bar = tqdm(total=len(rows), initial=summary.skipped, desc=f"predict {model.name}{where}", unit="item",
+               disable=not progress or not rank.is_main, leave=False)
     for start in range(0, len(todo), batch_size):
         batch = todo[start:start + batch_size]
         prompts = [prompt_for(config, row) for row in batch]
@@ -164,7 +194,36 @@ def run_predictions(model: Any, rows: list[dict], config: str, out: str | os.Pat
         records = [{key: str(row[key]), "response": str(reply), "model": model.name,
                     **({} if stopped_on_length(reply) is None else {"truncated": stopped_on_length(reply)}),
                     **({"meta": meta} if meta else {})} for row, reply in answered]
-        summary.written += append_jsonl(out, records)
+        summary.written += append_jsonl(target, records)
         bar.update(len(batch))
     bar.close()
     return summary
+
+
+def predict_data_parallel(model: Any, rows: list[dict], config: str, out: str | os.PathLike, *,
+                          rank: Rank | None = None, timeout_s: float = DEFAULT_TIMEOUT_S,
+                          **options: Any) -> PredictSummary:
+    """:func:`run_predictions` on this rank's items, then every rank's summary, and ``out`` merged by rank 0.
+
+    One process: the plain run (parts left by an earlier data-parallel run are merged in). Several:
+    each rank appends to its part file; after a barrier (at most ``timeout_s``) rank 0 rewrites
+    ``out`` atomically with every prediction in the data's order, as a one-process run writes it.
+    Every rank returns the summary of the whole run.
+    """
+    rank = rank or Rank()
+    out = Path(out)
+    key = id_key(config)
+    order = [str(row[key]) for row in prediction_rows(rows, config, options.get("circular", False))]
+    with process_group(rank, timeout_s) as group:
+        mine = run_predictions(model, rows, config, out, rank=rank, **options)
+        barrier(group, timeout_s, what=f"the other ranks to finish their part of {out}")
+        if rank.is_main:
+            merge_parts(out, order, key)
+        summaries = gather(mine, group)
+        barrier(group, timeout_s, what=f"rank 0 to merge {out}")  # the file is whole when any rank returns
+    failed: dict[str, str] = {}
+    for part in summaries:
+        failed.update(part.failed)
+    return PredictSummary(out=out, model=mine.model, total=sum(s.total for s in summaries),
+                          written=sum(s.written for s in summaries), skipped=sum(s.skipped for s in summaries),
+                          failed=failed, ranks=rank.world_size)

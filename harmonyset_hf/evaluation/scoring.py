@@ -164,7 +164,11 @@ class Rating(NamedTuple):
 
 
 RATING_MIN, RATING_MAX = 1, 10
-_NUM = r"(\d{1,2}(?:\.\d+)?)"
+MAX_RATING_REPLY_CHARS = 20_000  # a rating, maybe with a sentence or two: far more is not a rating reply
+# Patterns start only where a number starts (lookbehinds), so parsing is linear in the reply's length.
+_NUM = r"(?<![\d.])(\d{1,2}(?:\.\d+)?)"
+# "-8" (a sign right before a number that follows no word) is a negative number, never the rating 8.
+_NEGATIVE = re.compile(r"(?<![\w.])[-−](?=\d)")
 _WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
           "ten": 10}
 _ONLY_NUMBER = re.compile(r"^\s*(?:rating|score)?\s*[:\-]?\s*" + _NUM + r"\s*(?:/\s*10|out\s+of\s+10)?\s*[.!]?\s*$",
@@ -176,7 +180,8 @@ _STATED = re.compile(r"\b(?:rating|score|rate\s+(?:it|this|the\s+fit)(?:\s+(?:a|
 _LEADING_NUMBER = re.compile(r"^\s*" + _NUM + r"(?![\d:])(?!\s*(?:or|and|to|-|–|,)\s*\d)\s*(?:[.!,;)\-]|$|\s)",
                              re.IGNORECASE)
 # Not ratings: the scale itself ("1 to 10", "1-10"), timestamps ("00:10") and times ("3 seconds").
-_SCALE = re.compile(r"\b(?:1|one)\s*(?:-|–|to|through)\s*(?:10|ten)\b|\bscale\s+of\s+(?:1|one)\b|\d+:\d+|"
+_RANGE = r"\s*(?:-|–|to|through)\s*(?:10|ten)\b"
+_SCALE = re.compile(r"\b(?:1|one)" + _RANGE + r"|\bscale\s+of\s+(?:1|one)(?:" + _RANGE + r")?\b|(?<!\d)\d+:\d+|"
                     r"\b\d+(?:\.\d+)?\s*(?:s|sec|secs|seconds?|minutes?|bpm|%|hz)\b", re.IGNORECASE)
 _ANY_NUMBER = re.compile(r"(?<![\w.])(\d{1,2}(?:\.\d+)?|" + "|".join(_WORDS) + r")(?![\w])", re.IGNORECASE)
 
@@ -205,11 +210,18 @@ def parse_rating(response: str | None) -> Rating:
     """
     if response is None or not str(response).strip():
         return Rating(None, "empty reply")
+    if len(str(response)) > MAX_RATING_REPLY_CHARS:
+        return Rating(None, f"reply of {len(str(response))} characters is too long to be a rating "
+                            f"(at most {MAX_RATING_REPLY_CHARS})")
     text = _clean(str(response))
+    rest = _SCALE.sub(" ", text)  # "N/10" is read in the full text, everything after it without the scale
+    negative = _NEGATIVE.search(rest)
+    if negative:
+        return Rating(None, f"a negative number ({rest[negative.start():negative.end() + 4].strip()!r}...) is "
+                            "not a rating on the 1-10 scale")
     m = _ONLY_NUMBER.match(text)
     if m:
         return _rating_verdict([float(m.group(1))], "number only")
-    rest = _SCALE.sub(" ", text)  # "N/10" is read in the full text, everything after it without the scale
     for pattern, source, how in ((_OUT_OF_TEN, text, "'N/10' statement"),
                                  (_STATED, rest, "explicit rating statement")):
         verdict = _rating_verdict([float(x) for x in pattern.findall(source)], how)

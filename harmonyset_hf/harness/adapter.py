@@ -5,6 +5,11 @@ A harness request gives the context (the prompt built by the task from
 :class:`RegistryDispatcher` turns each into the row our models take (the doc's fields plus
 ``video = {"path", "bytes": None}``) and calls ``model.generate(rows, prompts)`` in batches, MC
 questions and OE items apart, each with the model named for its config.
+
+Under several processes (``accelerate launch -m lmms_eval`` / ``torchrun ... harmonyset-lm-eval``)
+:func:`bind_rank` gives the harness model what the harnesses' own models have (an accelerator, the
+rank and world size the evaluators shard requests by, ``cuda:{local_rank}``, gloo on CPU), and the
+registry model is built on that device.
 """
 
 from __future__ import annotations
@@ -12,8 +17,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, NoReturn
 
+from ..distributed import DEFAULT_TIMEOUT_S, current_rank, rank_device
 from ..errors import HarmonySetError
 from ..evaluation.predict import check_model_config
 from ..models import MODELS, ModelError, get_model
@@ -86,17 +93,46 @@ def batch_size_of(value: Any) -> int:
 
 
 def usable_device(device: Any) -> str | None:
-    """The harness's device, or None (the model's own choice) for CUDA on a machine without it."""
-    if device in (None, ""):
+    """The harness's device for this rank (``cuda`` -> ``cuda:{local_rank}`` under several processes), or None.
+
+    None leaves the choice to the model: no device given in one process, or CUDA asked for on a
+    machine without it (the model then runs on the CPU).
+    """
+    rank = current_rank()
+    if device in (None, "") and not rank.distributed:
         return None
-    device = str(device)
+    device = str(device or "")
     if device.startswith("cuda"):
         import torch
 
         if not torch.cuda.is_available():
             log.warning("device %s: no CUDA here, the model picks its device", device)
             return None
-    return device
+    return rank_device(device or None, rank)
+
+
+def bind_rank(lm: Any, device: Any = None, timeout_s: float = DEFAULT_TIMEOUT_S) -> str | None:
+    """Set a harness model's ``_device``, ``_rank``, ``_world_size`` and ``accelerator`` as the harnesses' models do.
+
+    lm-eval's HFLM and lmms-eval's models make an ``Accelerator`` when launched with several
+    processes and take its process index and count; the evaluators shard the requests by them and
+    gather through it. Without GPUs the accelerator is a CPU one (gloo). Returns the device for the
+    registry model (see :func:`usable_device`).
+    """
+    import torch
+
+    rank = current_rank()
+    chosen = usable_device(device)
+    lm._device = torch.device(chosen or rank_device(None, rank))
+    if rank.distributed:
+        from accelerate import Accelerator, InitProcessGroupKwargs
+
+        accelerator = Accelerator(cpu=lm._device.type != "cuda",
+                                  kwargs_handlers=[InitProcessGroupKwargs(timeout=timedelta(seconds=timeout_s))])
+        lm.accelerator = accelerator
+        lm._rank, lm._world_size = accelerator.process_index, accelerator.num_processes
+        log.info("harmonyset: rank %d of %d on %s", lm._rank, lm._world_size, lm._device)
+    return chosen
 
 
 def constructor_params(name: str) -> set[str]:

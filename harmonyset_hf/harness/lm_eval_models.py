@@ -12,18 +12,43 @@ from typing import Any
 
 from lm_eval.api.model import LM
 
-from .adapter import HarnessRequest, make_dispatcher, refuse_requests, registry_variants, stop_strings
+from .adapter import HarnessRequest, bind_rank, make_dispatcher, refuse_requests, registry_variants, stop_strings
 
 
 class HarmonySetLM(LM):
-    """A HarmonySet registry model behind lm-eval's ``generate_until`` (video tasks only)."""
+    """A HarmonySet registry model behind lm-eval's ``generate_until`` (video tasks only).
+
+    Data-parallel like lm-eval's HFLM: under ``accelerate launch`` / ``torchrun`` each rank gets its
+    share of the requests (``rank``/``world_size``), runs on ``cuda:{local_rank}`` (CPU and gloo
+    without GPUs) and the evaluator gathers through the accelerator.
+    """
 
     MULTIMODAL = True
     DEFAULTS: dict[str, str] = {}
 
     def __init__(self, batch_size: Any = None, max_batch_size: Any = None, device: Any = None, **kwargs: Any):
         super().__init__()
+        bind_rank(self, device)
         self.dispatcher = make_dispatcher(self.DEFAULTS, batch_size, device, kwargs)
+
+    def all_gather(self, tensor: Any) -> Any:
+        """The tensor of every rank, concatenated (as HFLM does, through the accelerator)."""
+        return self.accelerator.gather(tensor) if self.world_size > 1 else tensor
+
+    def gather_object(self, obj: Any, dst: int = 0) -> list[Any] | None:
+        """Every rank's ``obj`` on ``dst`` (None elsewhere)."""
+        if self.world_size <= 1:
+            return [obj]
+        import torch.distributed as dist
+
+        result = [None] * self.world_size if self.rank == dst else None
+        dist.gather_object(obj=obj, object_gather_list=result, dst=dst)
+        return result
+
+    def barrier(self) -> None:
+        """Wait for every rank."""
+        if self.world_size > 1:
+            self.accelerator.wait_for_everyone()
 
     @property
     def tokenizer_name(self) -> str:

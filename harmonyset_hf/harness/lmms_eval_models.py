@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from .adapter import HarnessRequest, make_dispatcher, refuse_requests, registry_variants, stop_strings
+from .adapter import HarnessRequest, bind_rank, make_dispatcher, refuse_requests, registry_variants, stop_strings
 
 _CLASS_PREFIX = "HarmonySetLMMS_"
 
@@ -34,14 +34,25 @@ def _base_class() -> type:
     from lmms_eval.api.model import lmms
 
     class HarmonySetLMMS(lmms):
-        """A HarmonySet registry model behind lmms-eval's ``generate_until`` (visual: the mp4 path)."""
+        """A HarmonySet registry model behind lmms-eval's ``generate_until`` (visual: the mp4 path).
+
+        Under ``accelerate launch --num_processes N -m lmms_eval`` it follows lmms-eval's models: an
+        accelerator, ``rank``/``world_size`` from it, the model on ``cuda:{local_rank}`` (CPU + gloo
+        without GPUs).
+        """
 
         is_simple = True
         DEFAULTS: dict[str, str] = {}
 
         def __init__(self, batch_size: Any = None, device: Any = None, **kwargs: Any):
             super().__init__()
+            bind_rank(self, device)
             self.dispatcher = make_dispatcher(self.DEFAULTS, batch_size, device, kwargs)
+
+        @property
+        def device(self) -> Any:
+            """The torch device of this rank (the evaluator puts its gather tensors there)."""
+            return self._device
 
         def generate_until(self, requests: list[Any]) -> list[str]:
             """One reply per request; ``args`` are ``(context, gen_kwargs, doc_to_visual, doc_id, task, split)``."""

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from ..errors import ConfigError
+from ..llm import DEFAULT_DEADLINE
 from .base import Judge
 from .embedding import EmbeddingJudge
 from .llm_judge import PROMPT_MODES, LLMJudge
@@ -47,6 +48,7 @@ class JudgeConfig:
     mode: str = "paper"  # the LLM judge's prompt: paper (Fig. 13 verbatim) or hardened
     concurrency: int | None = None  # parallel judge calls; None: $HARMONYSET_JUDGE_CONCURRENCY or the default
     cache_dir: str | None = None  # judge reply cache; None: the user cache
+    deadline: float = DEFAULT_DEADLINE  # seconds one judge call may take in all (--timeout), retries included
 
     def __post_init__(self) -> None:
         if self.kind not in JUDGE_KINDS:
@@ -57,6 +59,8 @@ class JudgeConfig:
             raise ConfigError("--judge-mode applies to the openai judge only (the embedding judge reads no prompt)")
         if self.concurrency is not None and (not isinstance(self.concurrency, int) or self.concurrency < 1):
             raise ConfigError(f"judge concurrency must be a whole number of at least 1, not {self.concurrency!r}")
+        if not (isinstance(self.deadline, (int, float)) and self.deadline > 0):
+            raise ConfigError(f"judge deadline must be a number of seconds above 0, not {self.deadline!r}")
 
     @property
     def is_proxy(self) -> bool:
@@ -65,9 +69,10 @@ class JudgeConfig:
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> JudgeConfig:
-        """From the judge flags: --judge, --judge-mode, --judge-model, --judge-base-url, --concurrency, --cache."""
+        """From the judge flags: --judge, --judge-{mode,model,base-url}, --concurrency, --cache, --timeout."""
         return cls(kind=args.judge, model=args.judge_model, base_url=args.judge_base_url, mode=args.judge_mode,
-                   concurrency=args.concurrency, cache_dir=args.cache)
+                   concurrency=args.concurrency, cache_dir=args.cache,
+                   deadline=getattr(args, "timeout", None) or DEFAULT_DEADLINE)
 
     @classmethod
     def from_metadata(cls, metadata: Mapping[str, Any] | None = None,
@@ -100,4 +105,4 @@ class JudgeConfig:
         if self.is_proxy:
             return make_judge(self.kind)
         return make_judge(self.kind, model=self.model, base_url=self.base_url, mode=self.mode,
-                          concurrency=self.concurrency, cache_dir=self.cache_dir)
+                          concurrency=self.concurrency, cache_dir=self.cache_dir, deadline=self.deadline)

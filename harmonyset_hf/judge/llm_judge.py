@@ -103,8 +103,13 @@ def build_judge_prompt(response: str, reference: str, mode: str = "paper") -> st
     return _SLOT_RE.sub(lambda m: values[m.group(1)], judge_template(mode))
 
 
-_NUM = r"\d+(?:\.\d+)?"
-_LABELLED_RE = re.compile(rf"(?P<label>[A-Za-z][A-Za-z &/\-]*?)\s*(?:score)?\s*[:=\-–]\s*(?P<num>{_NUM})", re.I)
+# Every pattern here starts only where a number or word starts, and a label is at most 40 characters,
+# so parsing is linear in the reply's length (an unbounded lazy label made a 16 KB reply take 40 s).
+_NUM = r"(?<![\d.])\d+(?:\.\d+)?"
+_SIGNED_NUM = rf"(?:(?<![\w.])[-−])?{_NUM}"  # "-8" is a negative score (refused), "7-8" two numbers
+_LABELLED_RE = re.compile(rf"(?<![A-Za-z])(?P<label>[A-Za-z][A-Za-z &/\-]{{0,40}}?)\s{{0,8}}(?:score)?\s{{0,8}}"
+                          rf"[:=\-–]\s{{0,8}}(?P<num>{_SIGNED_NUM})", re.I)
+MAX_JUDGE_REPLY_CHARS = 20_000  # four scores, maybe with labels or a sentence: far more is not a score reply
 _LABEL_KEYS = (("rhythm", ("rhythm", "sync")), ("theme", ("them", "content")), ("emotion", ("emotion",)),
                ("culture", ("cultur",)))
 
@@ -126,6 +131,9 @@ def parse_judge_scores(text: str) -> dict[str, float]:
     """
     if text is None or not str(text).strip():
         raise ScoreParseError("empty reply")
+    if len(str(text)) > MAX_JUDGE_REPLY_CHARS:
+        raise ScoreParseError(f"reply of {len(str(text))} characters is too long to be four scores "
+                              f"(at most {MAX_JUDGE_REPLY_CHARS}): {_clip(text)!r}")
     t = str(text).replace("，", ",").replace("；", ";")
     t = re.sub(r"[*_`#>\[\]()]", " ", t)
     t = re.sub(rf"({_NUM})\s*(?:/|out\s+of)\s*10(?:\.0+)?(?!\d)", r"\1", t, flags=re.I)
@@ -134,12 +142,12 @@ def parse_judge_scores(text: str) -> dict[str, float]:
     for m in _LABELLED_RE.finditer(t):
         aspect = _label_aspect(m.group("label"))
         if aspect:
-            labelled.setdefault(aspect, []).append(float(m.group("num")))
+            labelled.setdefault(aspect, []).append(float(m.group("num").replace("−", "-")))
     if labelled and set(labelled) == set(ASPECTS) and all(len(v) == 1 for v in labelled.values()):
         scores = {a: labelled[a][0] for a in ASPECTS}
     else:
-        bare = re.sub(r"(?m)^\s*\d+\s*[.)]\s*(?=[A-Za-z])", " ", t)  # "1. Rhythm ..." list numbering
-        numbers = [float(n) for n in re.findall(rf"(?<![\d.]){_NUM}", bare)]
+        bare = re.sub(r"(?m)^[ \t]*\d+[ \t]*[.)]\s*(?=[A-Za-z])", " ", t)  # "1. Rhythm ..." list numbering
+        numbers = [float(n.replace("−", "-")) for n in re.findall(_SIGNED_NUM, bare)]
         if len(numbers) != 4:
             raise ScoreParseError(f"expected 4 scores, found {len(numbers)} number(s) in {_clip(text)!r}")
         scores = dict(zip(ASPECTS, numbers))

@@ -3,6 +3,7 @@
 from .client import (
     CACHE_VERSION,
     DEFAULT_CONCURRENCY,
+    DEFAULT_DEADLINE,
     DEFAULT_PREFIX,
     RETRY_STATUS,
     ChatRequest,
@@ -24,6 +25,7 @@ __all__ = [
     "ChatRequest",
     "ChatResult",
     "DEFAULT_CONCURRENCY",
+    "DEFAULT_DEADLINE",
     "DEFAULT_PREFIX",
     "Endpoint",
     "LLMClient",

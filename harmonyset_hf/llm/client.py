@@ -9,7 +9,17 @@ and ``Retry-After``. Every answer is stored in a cache directory (one JSON file 
 fsync per entry against power cuts) under the sha256 of the request's canonical
 JSON (model, messages, parameters, metadata; never the key or the URL), so a run killed at any
 moment resumes without paying for a call twice. The API key never reaches a log, a result, a
-cache file or an error message.
+cache file or an error message: every secret the process holds is masked (io.mask_secrets) in
+replies, cache entries and messages, with or without its prefix.
+
+Reliability rules of this module: ``timeout`` bounds one attempt and ``deadline`` the whole
+call (every attempt, slow bodies and backoff waits included), both by the wall clock; a 200
+reply without content (no ``choices``, ``content: null`` or empty) is a failure, never cached;
+a reply is kept to at most :data:`MAX_REPLY_CHARS` characters; each cache entry carries a
+checksum of its request and reply (an entry changed by hand is asked again, with a warning);
+and a per-request lock file lets two processes sharing a cache pay for a request once (the
+second waits, bounded by ``deadline``; a lock whose process is gone, or older than the
+deadline, is taken over).
 """
 
 from __future__ import annotations
@@ -21,6 +31,7 @@ import logging
 import os
 import random
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -32,6 +43,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import ConfigError, HarmonySetError
+from ..io import mask_secrets, pid_alive, register_secret
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +51,10 @@ DEFAULT_PREFIX = "HARMONYSET_JUDGE"
 DEFAULT_CONCURRENCY = 8
 RETRY_STATUS = frozenset({408, 409, 429})  # plus every 5xx
 CACHE_VERSION = 1
+DEFAULT_TIMEOUT = 120.0  # seconds per attempt
+DEFAULT_DEADLINE = 300.0  # seconds per call, all attempts and waits included: a few minutes
+MAX_REPLY_CHARS = 262_144  # a judge reply is a few bytes, an annotation a few KB: more is kept cut, with a warning
+LOCK_POLL_S = (0.05, 0.5)  # first and longest poll interval while another process holds a request's lock
 
 
 class LLMError(HarmonySetError):
@@ -203,12 +219,31 @@ _OPENAI_KEY_RE = re.compile(r"\bsk-[A-Za-z0-9_\-*.]{6,}")
 
 
 def scrub(text: str, secrets: Sequence[str] = ()) -> str:
-    """Text with every secret, bearer token and ``api-key=`` value replaced by ``***``."""
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
+    """Text with every secret (the process's and ``secrets``), bearer token and ``api-key=`` value masked."""
+    text = mask_secrets(text, tuple(secrets))
     text = _OPENAI_KEY_RE.sub("sk-***", text)
     return _BEARER_RE.sub(lambda m: m.group(1) + "***", text)
+
+
+def _entry_checksum(entry: dict) -> str:
+    """sha256 of a cache entry's request and reply fields (everything but the checksum itself)."""
+    return hashlib.sha256(canonical_json({k: v for k, v in entry.items() if k != "sha256"}).encode("utf-8")).hexdigest()
+
+
+def _reply_text(resp: Any) -> tuple[str | None, str | None, str | None]:
+    """(text, finish_reason, why it is no answer) of a chat completion; a 200 without content is no answer."""
+    choices = getattr(resp, "choices", None)
+    if not choices:
+        return None, None, "the server answered 200 without any choice (empty 'choices')"
+    choice = choices[0]
+    finish = getattr(choice, "finish_reason", None)
+    message = getattr(choice, "message", None)
+    content = getattr(message, "content", None) if message is not None else None
+    if content is None:
+        return None, finish, f"the reply has no content (content: null, finish_reason={finish})"
+    if not isinstance(content, str) or not content.strip():
+        return None, finish, f"the reply is empty (finish_reason={finish})"
+    return content, finish, None
 
 
 def _retry_after(err: Exception) -> float | None:
@@ -250,7 +285,8 @@ class LLMClient:
         cache_dir: str | os.PathLike | None = None,
         use_cache: bool = True,
         concurrency: int | None = None,
-        timeout: float = 120.0,
+        timeout: float = DEFAULT_TIMEOUT,
+        deadline: float = DEFAULT_DEADLINE,
         max_attempts: int = 6,
         backoff_base: float = 0.5,
         backoff_max: float = 30.0,
@@ -258,6 +294,8 @@ class LLMClient:
         durable: bool = False,
     ) -> None:
         self.endpoint = resolve_endpoint(base_url, model, api_key, env_prefix, default_model)
+        for secret in self._secrets():  # masked in every file and log line of the process from now on
+            register_secret(secret)
         self.env_prefix = env_prefix
         self.cache_dir = Path(cache_dir) if cache_dir else default_cache_dir()
         self.use_cache = use_cache
@@ -269,7 +307,10 @@ class LLMClient:
                 raise ConfigError(f"{env_prefix}_CONCURRENCY must be a positive integer, got {env_conc!r}")
             concurrency = int(env_conc)
         self.concurrency = int(concurrency or DEFAULT_CONCURRENCY)
-        self.timeout = timeout
+        for name, value in (("timeout", timeout), ("deadline", deadline)):
+            if not value or value <= 0:
+                raise ConfigError(f"{name} must be a positive number of seconds, not {value!r}")
+        self.timeout, self.deadline = float(timeout), float(deadline)
         self.max_attempts = max(1, max_attempts)
         self.backoff_base, self.backoff_max, self.max_retry_after = backoff_base, backoff_max, max_retry_after
         self.usage = Usage()
@@ -286,7 +327,8 @@ class LLMClient:
 
     def describe(self) -> dict[str, Any]:
         """The endpoint and settings, without secrets."""
-        return {**self.endpoint.describe(), "timeout": self.timeout, "max_attempts": self.max_attempts}
+        return {**self.endpoint.describe(), "timeout": self.timeout, "deadline": self.deadline,
+                "max_attempts": self.max_attempts}
 
     def cache_key(self, request: ChatRequest | str | list[dict]) -> str:
         """The cache key a request is stored under."""
@@ -393,7 +435,15 @@ class LLMClient:
         except (OSError, ValueError) as err:  # a damaged entry is re-asked, never trusted
             log.warning("ignoring unreadable cache entry %s: %s", path, err)
             return None
-        return entry if entry.get("key") == key and isinstance(entry.get("text"), str) else None
+        if not isinstance(entry, dict) or entry.get("key") != key or not isinstance(entry.get("text"), str):
+            return None
+        if not entry["text"]:  # an empty reply was never an answer (older versions cached it): ask again
+            return None
+        # Entries written before checksums existed carry none and are trusted as before (documented).
+        if "sha256" in entry and entry["sha256"] != _entry_checksum(entry):
+            log.warning("cache entry %s was changed after it was written (checksum mismatch); asking again", path)
+            return None
+        return entry
 
     def _write_cache(self, key: str, model: str, request: ChatRequest, result: ChatResult) -> None:
         entry = {
@@ -402,6 +452,8 @@ class LLMClient:
             "usage": result.usage, "created": time.time(), "served_model": result.served_model,
             "system_fingerprint": result.system_fingerprint,
         }
+        entry = json.loads(mask_secrets(json.dumps(entry, ensure_ascii=False)))  # the checksum covers what is stored
+        entry["sha256"] = _entry_checksum(entry)
         path = self.cache_path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         # Atomic: readers (and a resumed run) see no file or the whole entry. os.replace alone survives a
@@ -453,26 +505,32 @@ class LLMClient:
                               first.system_fingerprint)
         fut: asyncio.Future = asyncio.get_running_loop().create_future()
         self._inflight[key] = fut  # registered before any await, so duplicates always find it
+        locked = False
         try:
             entry = self._read_cache(key)  # a stat (miss) or one small read (hit): cheaper than a thread hop
-            if entry is not None:
+            result = None
+            if entry is None:
+                async with sem:
+                    if self.use_cache:  # locked just before paying: another process may be paying for it now
+                        locked = await self._lock_request(key)
+                        entry = self._read_cache(key)
+                    if entry is None:
+                        result = await self._call_with_retries(model, key, req)
+            if result is None:
                 with self._lock:
                     self.usage.cache_hits += 1
                 result = ChatResult(entry["text"], key, True, None, entry.get("finish_reason"),
                                     entry.get("usage") or {}, 0, entry.get("served_model"),
                                     entry.get("system_fingerprint"))
-            else:
-                async with sem:
-                    result = await self._call_with_retries(model, key, req)
-                if result.ok and self.use_cache:  # stored before anyone sees the reply: a kill cannot lose it
-                    try:
-                        if self.durable:  # fsync takes milliseconds: keep it off the event loop
-                            await asyncio.get_running_loop().run_in_executor(
-                                self._writer(), self._write_cache, key, model, req, result)
-                        else:  # ~0.1 ms, cheaper in place than a thread hop
-                            self._write_cache(key, model, req, result)
-                    except OSError as err:  # a full disk must not lose the reply we already paid for
-                        log.warning("could not cache reply %s in %s: %s", key[:12], self.cache_dir, err)
+            elif result.ok and self.use_cache:  # stored before anyone sees the reply: a kill cannot lose it
+                try:
+                    if self.durable:  # fsync takes milliseconds: keep it off the event loop
+                        await asyncio.get_running_loop().run_in_executor(
+                            self._writer(), self._write_cache, key, model, req, result)
+                    else:  # ~0.1 ms, cheaper in place than a thread hop
+                        self._write_cache(key, model, req, result)
+                except OSError as err:  # a full disk must not lose the reply we already paid for
+                    log.warning("could not cache reply %s in %s: %s", key[:12], self.cache_dir, err)
             fut.set_result(result)
             return result
         except BaseException as err:
@@ -481,47 +539,130 @@ class LLMClient:
             raise
         finally:
             self._inflight.pop(key, None)
+            if locked:
+                self.lock_path(key).unlink(missing_ok=True)
+
+    # -- the per-request lock shared by processes ----------------------------------------------
+    def lock_path(self, key: str) -> Path:
+        """The lock file of a request being paid for (next to its cache entry)."""
+        return self.cache_dir / key[:2] / f"{key}.lock"
+
+    def _try_lock(self, key: str) -> bool | None:
+        """True when this call now owns the lock, False when another holds it, None when locking is impossible."""
+        path = self.lock_path(key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            return False
+        except OSError as err:  # a read-only cache: go on without the lock rather than fail the call
+            log.debug("cannot lock %s: %s", path, err)
+            return None
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "time": time.time()}))
+        return True
+
+    def _lock_is_stale(self, key: str) -> bool:
+        """True when the lock's process is gone (same machine) or it is older than one call's deadline."""
+        path = self.lock_path(key)
+        try:
+            info = json.loads(path.read_text(encoding="utf-8"))
+            age = time.time() - float(info["time"])
+        except FileNotFoundError:
+            return False
+        except (OSError, ValueError, KeyError, TypeError):  # torn or foreign: judge by the file's age
+            try:
+                age, info = time.time() - path.stat().st_mtime, {}
+            except OSError:
+                return False
+        if info.get("host") == socket.gethostname() and isinstance(info.get("pid"), int):
+            if not pid_alive(info["pid"]):
+                return True
+        return age > self.deadline + 30
+
+    async def _lock_request(self, key: str) -> bool:
+        """Own the request's lock (True), or wait, bounded, until its holder has cached the reply (False)."""
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self.deadline
+        pause = LOCK_POLL_S[0]
+        while True:
+            owned = self._try_lock(key)
+            if owned is not False:  # owned, or a cache where no lock can be made: call now
+                return bool(owned)
+            if not self.lock_path(key).exists():
+                continue  # released between the two calls: try again at once
+            if self._read_cache(key) is not None:
+                return False
+            if self._lock_is_stale(key):
+                log.warning("taking over the stale lock %s (its process is gone or it is too old)", self.lock_path(key))
+                self.lock_path(key).unlink(missing_ok=True)
+                continue
+            if loop.time() >= give_up:
+                log.warning("request %s: still locked by another process after %.0f s; asking without the lock",
+                            key[:12], self.deadline)
+                return False
+            await asyncio.sleep(pause)
+            pause = min(LOCK_POLL_S[1], pause * 2)
 
     async def _call_with_retries(self, model: str, key: str, req: ChatRequest) -> ChatResult:
         import openai
 
         client = self._openai()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.deadline  # one total deadline: slow bodies and backoff waits included
         last = ""
+
+        def failed(error: str, attempt: int) -> ChatResult:
+            with self._lock:
+                self.usage.failures += 1
+            log.warning("request %s failed after %d attempt(s): %s", key[:12], attempt, error)
+            return ChatResult(None, key, error=error, attempts=attempt)
+
         for attempt in range(1, self.max_attempts + 1):
-            try:
-                resp = await client.chat.completions.create(model=model, messages=req.messages, **req.params)
-            except (openai.APIConnectionError, openai.APIStatusError) as err:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return failed(f"{last}; no reply within the {self.deadline:g} s deadline", attempt - 1)
+            limit = min(self.timeout, remaining)
+            try:  # wait_for: httpx's timeouts are per read, so a body sent one byte a second would never end
+                resp = await asyncio.wait_for(
+                    client.chat.completions.create(model=model, messages=req.messages, timeout=limit,
+                                                   **req.params), limit)
+            except (TimeoutError, openai.APIConnectionError, openai.APIStatusError) as err:
                 status = getattr(err, "status_code", None)
                 retryable = status is None or status in RETRY_STATUS or status >= 500
-                kind = "timeout" if isinstance(err, openai.APITimeoutError) else (
-                    f"HTTP {status}" if status is not None else "connection error")
-                last = scrub(f"{kind}: {getattr(err, 'message', None) or err}", self._secrets())
+                if isinstance(err, TimeoutError):
+                    last = f"timeout: no complete reply within {limit:.3g} s"
+                else:
+                    kind = "timeout" if isinstance(err, openai.APITimeoutError) else (
+                        f"HTTP {status}" if status is not None else "connection error")
+                    last = scrub(f"{kind}: {getattr(err, 'message', None) or err}", self._secrets())
                 if not retryable or attempt == self.max_attempts:
-                    with self._lock:
-                        self.usage.failures += 1
-                    log.warning("request %s failed after %d attempt(s): %s", key[:12], attempt, last)
-                    return ChatResult(None, key, error=last, attempts=attempt)
+                    return failed(last, attempt)
                 delay = self._backoff(attempt, _retry_after(err))
+                if loop.time() + delay >= deadline:
+                    return failed(f"{last}; no reply within the call's {self.deadline:g} s deadline (raise --timeout)",
+                                  attempt)
                 with self._lock:
                     self.usage.retries += 1
                 log.info("request %s: %s; retry %d in %.2fs", key[:12], last, attempt, delay)
                 await asyncio.sleep(delay)
                 continue
             except Exception as err:  # a bad response body etc.: not retryable, and the batch goes on
-                last = scrub(f"{type(err).__name__}: {err}", self._secrets())
-                with self._lock:
-                    self.usage.failures += 1
-                log.warning("request %s failed: %s", key[:12], last)
-                return ChatResult(None, key, error=last, attempts=attempt)
-            choice = resp.choices[0] if resp.choices else None
-            text = (choice.message.content if choice and choice.message else None) or ""
+                return failed(scrub(f"{type(err).__name__}: {err}", self._secrets()), attempt)
             usage = {"prompt_tokens": int(getattr(resp.usage, "prompt_tokens", 0) or 0),
                      "completion_tokens": int(getattr(resp.usage, "completion_tokens", 0) or 0)}
             with self._lock:
                 self.usage.calls += 1
                 self.usage.prompt_tokens += usage["prompt_tokens"]
                 self.usage.completion_tokens += usage["completion_tokens"]
-            return ChatResult(text, key, False, None, getattr(choice, "finish_reason", None), usage, attempt,
+            text, finish, problem = _reply_text(resp)
+            if problem:  # not an answer: a failure, never cached, so a rerun asks again
+                return failed(problem, attempt)
+            if len(text) > MAX_REPLY_CHARS:
+                log.warning("request %s: reply of %d characters cut to %d", key[:12], len(text), MAX_REPLY_CHARS)
+                text, finish = text[:MAX_REPLY_CHARS], "length"
+            # Masked as it arrives, so that no copy of the reply (cache, items, logs) can hold a secret it echoes.
+            return ChatResult(mask_secrets(text, tuple(self._secrets())), key, False, None, finish, usage, attempt,
                               getattr(resp, "model", None) or None, getattr(resp, "system_fingerprint", None) or None)
         return ChatResult(None, key, error=last or "no attempt made", attempts=self.max_attempts)  # pragma: no cover
 

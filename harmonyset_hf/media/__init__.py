@@ -6,6 +6,12 @@ seeks to the keyframe before each target and decodes forward only as far as need
 non-reference frames nobody asked for; `seek="keyframe"` decodes only the keyframes nearest the
 targets), or read by decord / torchcodec at the same indices (see `backends.py`).
 Every failure is a `MediaError` naming the file and the reason.
+
+Every call is bounded by the media budget (`media_budget()`, raised by `set_media_budget()`, the
+`--max-pixels`/`--max-duration` flags or `$HARMONYSET_MAX_PIXELS`/`$HARMONYSET_MAX_DURATION`):
+frames over 4096x4096 pixels or streams over 600 s are refused from the file's headers before
+anything is decoded, and frames come back at most `DEFAULT_MAX_SIDE` pixels on their long side
+unless `size=` or `max_side=` say otherwise.
 """
 
 from __future__ import annotations
@@ -18,11 +24,16 @@ from typing import Any
 
 import numpy as np
 
-from ._av import (  # noqa: F401  (the errors, open_media, pick_streams and resolve_source are part of this API)
+from ._av import (  # noqa: F401  (errors, budget, open_media, pick_streams, resolve_source: part of this API)
+    DEFAULT_MAX_DURATION,
+    DEFAULT_MAX_OUTPUT_BYTES,
+    DEFAULT_MAX_PIXELS,
     BackendNotInstalledError,
     DecodeTimeoutError,
     EmptyFileError,
+    MediaBudget,
     MediaError,
+    MediaTooLargeError,
     MissingFileError,
     NotMediaError,
     NoVideoStreamError,
@@ -36,13 +47,19 @@ from ._av import (  # noqa: F401  (the errors, open_media, pick_streams and reso
     _rotation_steps,
     _scan,
     _to_rgb,
+    check_budget,
+    check_output,
+    media_budget,
     open_media,
+    output_size,
     pick_streams,
     resolve_source,
+    set_media_budget,
 )
 from .backends import read_frames
 
 DEFAULT_TIMEOUT = 60.0
+DEFAULT_MAX_SIDE = 1920  # long side of returned frames when neither size= nor max_side= is given (Shorts: unchanged)
 BACKENDS = ("pyav", "decord", "torchcodec")
 SEEK_MODES = ("exact", "keyframe")
 AUDIO_MODES = ("full", "videollama2", "none")
@@ -130,6 +147,7 @@ def _probe(source: Any, timeout: float) -> dict:
     deadline = time.monotonic() + timeout
     with open_media(src) as container:
         vs, audio_stream = pick_streams(container, src)
+        check_budget(container, vs, src)  # from the headers: the first frame below is decoded only within budget
         streams = []
         for s in container.streams:
             cc = s.codec_context
@@ -182,8 +200,10 @@ def load_clip(source: Any, num_frames: int = 16, sample_rate: int = 16000, backe
               max_side: int | None = None, timeout: float = DEFAULT_TIMEOUT) -> Clip:
     """Frames at VideoLLaMA2's segment midpoints (or nearest keyframes) and the mono audio of one clip.
 
-    `size=(W, H)` or `max_side=` resize the frames (as displayed, after rotation); `audio_mode`:
-    "full" (the whole track), "videollama2" (8 x 2 s clips, zero-padded to 30 s) or "none".
+    `size=(W, H)` or `max_side=` resize the frames (as displayed, after rotation; without either,
+    the long side is cut to `DEFAULT_MAX_SIDE`); `audio_mode`: "full" (the whole track),
+    "videollama2" (8 x 2 s clips, zero-padded to 30 s) or "none". Files beyond the media budget
+    raise `MediaTooLargeError` before decoding.
     """
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, not {backend!r}")
@@ -194,6 +214,8 @@ def load_clip(source: Any, num_frames: int = 16, sample_rate: int = 16000, backe
     if num_frames < 1:
         raise ValueError(f"num_frames must be at least 1, not {num_frames}")
     _check_output(size, max_side, sample_rate)
+    if size is None and max_side is None:  # a bounded array by default: 16 frames of 8192x8192 would be 3.2 GB
+        max_side = DEFAULT_MAX_SIDE
     return _without_decoders(_load, source, sample_rate, backend, seek, audio_mode, size, max_side, timeout,
                              lambda idx: [idx.pts[i] for i in sample_frame_indices(len(idx.pts), num_frames)],
                              num_frames)
@@ -206,6 +228,8 @@ def load_frames_at_fps(source: Any, fps: float = 10.0, size: tuple[int, int] | N
     if fps <= 0:
         raise ValueError(f"fps must be positive, not {fps}")
     _check_output(size, max_side, sample_rate)
+    if size is None and max_side is None:
+        max_side = DEFAULT_MAX_SIDE
 
     def grid(idx: _Index) -> list[int]:
         start = idx.pts[0]
@@ -230,9 +254,12 @@ def _load(source, sample_rate, backend, seek, audio_mode, size, max_side, timeou
             if audio_stream is None and not _looks_like_media(src.head()):
                 raise NotMediaError(src.name, "not a media file: no streams FFmpeg recognises")
             raise NoVideoStreamError(src.name, f"no video stream ({what})")
+        check_budget(container, vs, src)  # before the demux pass decodes any audio or a frame
         index = _scan(container, vs, audio_stream, src, deadline, sample_rate, audio_mode != "none")
         warnings = list(index.warnings)
         targets = choose(index)
+        out_w, out_h = output_size(vs.codec_context.width, vs.codec_context.height, size, max_side)
+        check_output(src, len(targets), out_w, out_h)
         if seek == "keyframe":
             targets = _nearest_keyframes(index, targets)
         if num_frames is not None and len(index.pts) < num_frames:

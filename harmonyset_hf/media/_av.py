@@ -54,8 +54,102 @@ class DecodeTimeoutError(MediaError):
     """Decoding ran past its deadline (`timeout=`)."""
 
 
+class MediaTooLargeError(MediaError):
+    """The file's headers promise more pixels per frame, duration or output than the media budget allows."""
+
+
 class BackendNotInstalledError(HarmonySetError, ImportError):
     """An optional decoding backend is not installed; the message says which extra to install."""
+
+
+# --- the media budget ------------------------------------------------------------------------------
+# HarmonySet's clips are YouTube Shorts: at most 64 s and 1080x1920. The defaults leave room for 4K
+# and 10-minute videos; anything past them is refused from its headers, before a frame is decoded
+# (an 8192x8192 frame needs 200 MB as RGB; 10 h of audio 2.3 GB as float32 at 16 kHz).
+DEFAULT_MAX_PIXELS = 4096 * 4096         # per frame, as coded
+DEFAULT_MAX_DURATION = 600.0             # seconds, of the longest stream
+DEFAULT_MAX_OUTPUT_BYTES = 1 << 30       # the frames one call returns, as uint8 RGB
+BUDGET_ENV = {"max_pixels": "HARMONYSET_MAX_PIXELS", "max_duration": "HARMONYSET_MAX_DURATION"}
+
+
+@dataclass(frozen=True)
+class MediaBudget:
+    """The most a media file may ask of memory and time before anything is decoded."""
+
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    max_duration: float = DEFAULT_MAX_DURATION
+    max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES
+
+
+def _budget_from_env() -> MediaBudget:
+    values: dict[str, Any] = {}
+    for name, var in BUDGET_ENV.items():
+        text = os.environ.get(var)
+        if text:
+            try:
+                values[name] = int(text) if name == "max_pixels" else float(text)
+            except ValueError:
+                raise HarmonySetError(f"{var} must be a number, not {text!r}") from None
+    return MediaBudget(**values)
+
+
+_BUDGET: list[MediaBudget] = []
+
+
+def media_budget() -> MediaBudget:
+    """The budget in force: from :func:`set_media_budget` (the CLI flags), else the environment, else the defaults."""
+    if not _BUDGET:
+        _BUDGET.append(_budget_from_env())
+    return _BUDGET[0]
+
+
+def set_media_budget(max_pixels: int | None = None, max_duration: float | None = None,
+                     max_output_bytes: int | None = None) -> MediaBudget:
+    """Raise (or lower) the media budget of this process; None keeps a limit as it is."""
+    current = media_budget()
+    for name, value in (("max_pixels", max_pixels), ("max_duration", max_duration),
+                        ("max_output_bytes", max_output_bytes)):
+        if value is not None and not value > 0:
+            raise HarmonySetError(f"{name} must be above 0, not {value}")
+    _BUDGET[0] = MediaBudget(max_pixels=int(max_pixels or current.max_pixels),
+                             max_duration=float(max_duration or current.max_duration),
+                             max_output_bytes=int(max_output_bytes or current.max_output_bytes))
+    return _BUDGET[0]
+
+
+def header_duration(container) -> float | None:
+    """The longest duration the container or any of its streams declares, in seconds (None when none does)."""
+    found = [container.duration / 1_000_000] if container.duration else []
+    for s in container.streams:
+        if s.duration and s.time_base:
+            found.append(float(s.duration * s.time_base))
+    return max(found) if found else None
+
+
+def check_budget(container, vs, src: _Source, budget: MediaBudget | None = None) -> None:
+    """Refuse, from the headers alone, a file whose frames or duration exceed the budget (nothing decoded yet)."""
+    budget = budget or media_budget()
+    if vs is not None:
+        cc = vs.codec_context
+        width, height = int(cc.width or 0), int(cc.height or 0)
+        if width * height > budget.max_pixels:
+            raise MediaTooLargeError(src.name, f"{width}x{height} frames ({width * height / 1e6:.1f} megapixels) "
+                                               f"exceed the budget of {budget.max_pixels / 1e6:.1f} megapixels per "
+                                               "frame; raise it with --max-pixels (or $HARMONYSET_MAX_PIXELS)")
+    duration = header_duration(container)
+    if duration is not None and duration > budget.max_duration:
+        raise MediaTooLargeError(src.name, f"lasts {duration:.0f} s, over the budget of {budget.max_duration:g} s; "
+                                           "raise it with --max-duration (or $HARMONYSET_MAX_DURATION)")
+
+
+def check_output(src: _Source, frames: int, width: int, height: int, budget: MediaBudget | None = None) -> None:
+    """Refuse a request whose frames would take more memory than the budget, before decoding them."""
+    budget = budget or media_budget()
+    size = frames * width * height * 3
+    if size > budget.max_output_bytes:
+        raise MediaTooLargeError(src.name, f"{frames} frames of {width}x{height} need {size / 2**20:.0f} MiB, over "
+                                           f"the budget of {budget.max_output_bytes / 2**20:.0f} MiB; ask for fewer "
+                                           "or smaller frames (max_side=, size=)")
 
 
 # --- sources -------------------------------------------------------------------------------------
@@ -170,9 +264,13 @@ class _Index:
 
 
 def _scan(container, vs, audio_stream, src: _Source, deadline: float, sample_rate: int, want_audio: bool) -> _Index:
-    """Demux once: index the video packets, decode + resample the audio (mono float32) on the way."""
+    """Demux once: index the video packets, decode + resample the audio (mono float32) on the way.
+
+    Packets past the duration budget stop the scan (headers can understate a stream's length).
+    """
     import av
 
+    max_end = media_budget().max_duration + 1.0
     warnings: list[str] = []
     pts: list[int] = []
     keys: list[int] = []
@@ -212,6 +310,9 @@ def _scan(container, vs, audio_stream, src: _Source, deadline: float, sample_rat
             if packet.pts is not None and packet.size:
                 end = float((packet.pts + (packet.duration or 0)) * packet.time_base)
                 last_end = max(last_end, end)
+                if end > max_end:
+                    raise MediaTooLargeError(src.name, f"a stream runs past {max_end - 1:g} s, the duration budget "
+                                                       "(raise it with --max-duration)")
     except av.error.FFmpegError as err:
         raise TruncatedFileError(src.name, f"the file breaks off while reading packets ({err})") from err
     if not pts:

@@ -34,7 +34,8 @@ from typing import Any
 
 import numpy as np
 
-from ..data.hub import MAX_FILES_PER_FOLDER, RowGroupWriter, load_problem, local_cache_dir, safe_name, swap_into_place
+from ..data.build_out import prepare_output_folder, replace_output_folder
+from ..data.hub import MAX_FILES_PER_FOLDER, RowGroupWriter, load_problem, local_cache_dir, safe_name
 from ..data.hub import load as hub_load
 from ..errors import HarmonySetError
 from ..io import atomic_write_json, atomic_write_text, package_versions
@@ -286,10 +287,8 @@ def derive_swap(data: str | os.PathLike, out_dir: str | os.PathLike, seed: int =
     sources = swap_assignment(ids, [r["category"] for r in rows], seed=seed,
                               durations=[float(r.get("duration") or 0.0) for r in rows])
     by_id = {str(r["id"]): r for r in rows}
-    out = Path(out_dir)
-    tmp = out.parent / f".{out.name}.deriving-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    # The rule of `build --out`: replace only an earlier build (marker), never the source or the current folder.
+    out, tmp = prepare_output_folder(out_dir, {"data": data if Path(data).exists() else None}, kind="deriving")
     writer = RowGroupWriter(tmp / f"{PAIR_CONFIG}.parquet", pair_features(with_video=False))
     fits: dict[str, int] = {}
     skipped: list[dict] = []
@@ -323,7 +322,7 @@ def derive_swap(data: str | os.PathLike, out_dir: str | os.PathLike, seed: int =
         writer.writer.close()
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    swap_into_place(tmp, out)
+    replace_output_folder(tmp, out)
     log.info("derived %s: %d items x 2 versions, %d same-category pairs, %d skipped", out, len(kept), same,
              len(skipped))
     return report
