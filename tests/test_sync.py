@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from fractions import Fraction
 from pathlib import Path
 
@@ -250,3 +253,14 @@ def test_eval_sync_in_two_processes_gives_the_same_items(hub_dir, tmp_path):
     assert [(i["id"], i["predicted_codes"], i["score"]) for i in items[0]] == \
         [(i["id"], i["predicted_codes"], i["score"]) for i in items[1]]
     assert one["codes"] == two["codes"] and one["counts"]["items"] == 3
+
+
+def test_warm_up_writes_numba_cache_before_workers_start(tmp_path):
+    """Workers spawned by `eval sync --workers N` find librosa's compiled code on disk instead of compiling it
+    side by side (concurrent compiles corrupted numba's cache and librosa then segfaulted)."""
+    cache = tmp_path / "numba"
+    code = "from harmonyset_hf.sync.analysis import warm_up; warm_up()"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=600,
+                   env={**os.environ, "NUMBA_CACHE_DIR": str(cache)})
+    written = {p.suffix for p in cache.rglob("*")}
+    assert {".nbi", ".nbc"} <= written, sorted(str(p) for p in cache.rglob("*"))[:10]

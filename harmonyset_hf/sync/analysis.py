@@ -283,6 +283,16 @@ def detect_music(audio: np.ndarray, sample_rate: int, params: SyncParams = SyncP
             float(np.atleast_1d(tempo)[0]))
 
 
+def warm_up(params: SyncParams = SyncParams()) -> None:
+    """Compile librosa's numba functions in this process, so that worker processes only read numba's cache.
+
+    numba's on-disk cache is not safe when several processes compile the same functions at once:
+    workers doing so on a cold cache corrupted it, and librosa then segfaulted (numba 0.68.1).
+    """
+    noise = 0.1 * np.random.default_rng(0).standard_normal(params.sample_rate * 8)
+    detect_music(noise.astype(np.float32), params.sample_rate, params)
+
+
 # --------------------------------------------------------------------------------------------
 # Alignment
 # --------------------------------------------------------------------------------------------

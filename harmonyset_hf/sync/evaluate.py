@@ -24,7 +24,7 @@ from ..data.video_folder import with_videos
 from ..errors import HarmonySetError
 from ..io import append_jsonl, atomic_write_json, package_versions, write_jsonl
 from ..schema import SYNC_CODES
-from .analysis import SyncParams, analyze
+from .analysis import SyncParams, analyze, warm_up
 
 CODES = tuple(SYNC_CODES)
 # The order of the human rhythm-alignment label, best to worst (for Spearman's rho).
@@ -260,6 +260,7 @@ def _run(jobs: list[tuple[str, dict, SyncParams]], workers: int) -> Iterator[dic
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
+    warm_up(jobs[0][2])  # the workers then load compiled code instead of compiling it side by side
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
         yield from pool.map(_item_job, jobs, chunksize=4)
 
