@@ -15,7 +15,9 @@ detector's thresholds on) and ``heldout`` (to report on).
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import os
 import random
 import shutil
@@ -59,6 +61,8 @@ GROOVES = {
 }
 TOMS = (50, 48, 47, 45, 43, 41)
 CRASH = 49
+# Bumped whenever the music a plan renders to changes (rendered clips are cached under a name holding it).
+GENERATOR_VERSION = 2
 TICKS = 960  # ticks per second: MIDI written at a constant 120 bpm (480 ticks a beat), tempo lives in the timing
 
 
@@ -231,7 +235,7 @@ def _plan_cuts(changes: list[float], controls: list[dict[str, Any]], duration: f
     return sorted(cuts, key=lambda c: c["time"])
 
 
-def plan_set(half: str, per_kind: int = 6, controls_per_kind: int = 4) -> list[dict[str, Any]]:
+def plan_set(half: str, per_kind: int = 12, controls_per_kind: int = 6) -> list[dict[str, Any]]:
     """Every clip of one half: change clips (two changes each, every kind ``per_kind`` times) and control clips."""
     if half not in HALVES:
         raise SyncMusicError(f"unknown half {half!r}; expected one of {', '.join(HALVES)}")
@@ -323,7 +327,10 @@ def _events(plan: dict[str, Any]) -> list[tuple[float, int, list[int]]]:
                 step = rng.choice([-2, -1, -1, 1, 1, 2])
                 idx2 = idx + step
                 pitch = pitch - scale[idx] % 12 + scale[idx2 % 7] + 12 * (idx2 // 7) - (pc - scale[idx])
-                pitch = int(np.clip(pitch, 67, 86))
+                while pitch > 86:  # by octaves, so the melody stays in the key (clipping put G or D in any key)
+                    pitch -= 12
+                while pitch < 67:
+                    pitch += 12
                 pos += dur
             if not sec["drums"]:
                 continue
@@ -451,11 +458,13 @@ def write_clip(plan: dict[str, Any], audio: np.ndarray, path: str | os.PathLike,
 
 
 def render_clip(plan: dict[str, Any], out_dir: str | os.PathLike, video: bool = True) -> dict[str, Any]:
-    """Render one planned clip into ``out_dir`` (``<id>.npy``: the audio, ``<id>.mp4``), reusing what is there."""
-
+    """Render one planned clip into ``out_dir`` (``<id>-<fingerprint>.npy``: the audio, and the ``.mp4``), reusing
+    what is there; the fingerprint covers the plan, :data:`GENERATOR_VERSION` and the soundfont."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    npy, mp4 = out / f"{plan['id']}.npy", out / f"{plan['id']}.mp4"
+    key = json.dumps([plan, GENERATOR_VERSION, find_soundfont().name], sort_keys=True).encode()
+    stem = f"{plan['id']}-{hashlib.sha1(key).hexdigest()[:10]}"
+    npy, mp4 = out / f"{stem}.npy", out / f"{stem}.mp4"
     if npy.exists():
         audio = np.load(npy)
     else:
