@@ -4,7 +4,8 @@
 General MIDI change set (harmonyset_hf.sync.music, rendered by FluidSynth; see scripts/ensure_fluidsynth.sh)
 scored on its tune and held-out halves: recall per change kind and precision within 0.35 s, A/B/C code
 accuracy of cuts on, near and away from changes, controls coded C (harmonyset_hf.sync.music_eval).
-`python benchmarks/sync.py --tune [--cache DIR]`: choose the detector's per-group bars on the tune half.
+`python benchmarks/sync.py --tune [--cache DIR]`: choose the detector's per-group bars on the tune half, with
+HarmonySet-mini's music as a guard (its changes must be found and nothing between them).
 
 Renders a long HarmonySet-mini clip (31-40 s, 320x180, 10 fps, h264 + AAC, cuts and music changes),
 re-encodes it at 1280x720 / 30 fps, and times `harmonyset_hf.sync.analyze` on both: the first call in
@@ -88,6 +89,9 @@ def main() -> None:
         print("SCALE =", {g: round(v, 3) for g, v in chosen["scale"].items()})
         print(f"tune half: precision {chosen['precision']:.2f}, recall",
               {k: round(v, 2) for k, v in chosen["recall"].items()})
+        if "guard_precision" in chosen:
+            print(f"HarmonySet-mini guard: precision {chosen['guard_precision']:.2f}, "
+                  f"recall {chosen['guard_recall']['mini']:.2f}")
         return
     if args.music:
         _music(args.cache, args.limit)

@@ -18,19 +18,19 @@ needs_fluidsynth = pytest.mark.skipif(
 
 
 def test_plans_hold_every_kind_and_cuts_sit_where_their_codes_say():
-    """Each half has every change kind 6 times and 4 clips of each control; A cuts lie on a change, B cuts
+    """Each half has every change kind 12 times and 6 clips of each control; A cuts lie on a change, B cuts
     0.75-1.45 s from the nearest change, C cuts more than 2.5 s from every change; the halves differ."""
     halves = {h: sync_music.plan_set(h) for h in sync_music.HALVES}
     for plans in halves.values():
         kinds = [c["kind"] for p in plans for c in p["changes"]]
-        assert {k: kinds.count(k) for k in sync_music.CHANGE_KINDS} == dict.fromkeys(sync_music.CHANGE_KINDS, 6)
-        assert [p["kind"] for p in plans if not p["changes"]] == [k for k in sync_music.CONTROL_KINDS for _ in range(4)]
+        assert {k: kinds.count(k) for k in sync_music.CHANGE_KINDS} == dict.fromkeys(sync_music.CHANGE_KINDS, 12)
+        assert [p["kind"] for p in plans if not p["changes"]] == [k for k in sync_music.CONTROL_KINDS for _ in range(6)]
         for p in plans:
             changes = np.array([c["time"] for c in p["changes"]])
             for cut in p["cuts"]:
                 gap = np.abs(changes - cut["time"]).min() if changes.size else np.inf
                 assert {"A": gap < 0.01, "B": 0.74 <= gap <= 1.46, "C": gap > 2.5}[cut["code"]], (p["id"], cut, gap)
-            assert all(b - a >= 4.0 for a, b in zip([0.0, *changes], [*changes, p["duration"]]))
+            assert all(b - a >= 3.8 for a, b in zip([0.0, *changes], [*changes, p["duration"]]))
             for c in p["changes"]:  # a section boundary changes what its kinds say, and only that family
                 before = next(s for s in p["sections"] if s["end"] == c["time"])
                 after = next(s for s in p["sections"] if s["start"] == c["time"])
@@ -50,9 +50,10 @@ def test_plans_hold_every_kind_and_cuts_sit_where_their_codes_say():
 
 
 def test_midi_carries_the_planned_programs_and_keys(tmp_path):
-    """The MIDI file switches programs at a timbre change and uses the new key's pitch classes after a modulation."""
+    """The MIDI file switches programs at a timbre change and uses only its key's pitch classes in every section
+    (the melody once was clipped into G4-D6 whatever the key), the new key's after a modulation."""
     mido = pytest.importorskip("mido")
-    plan = next(p for p in sync_music.plan_set("heldout") if p["kind"] == "change:key+timbre")
+    plan = next(p for p in sync_music.plan_set("heldout") if p["kind"] == "change:timbre+key")
     mid = mido.MidiFile(str(sync_music.write_midi(plan, tmp_path / "c.mid")))
     t, programs, notes = 0.0, [], []
     for msg in mid.tracks[0]:
@@ -61,10 +62,12 @@ def test_midi_carries_the_planned_programs_and_keys(tmp_path):
             programs.append((round(t, 3), msg.channel, msg.program))
         elif msg.type == "note_on" and msg.channel != 9:
             notes.append((t, msg.note % 12))
-    key_change, timbre_change = (c["time"] for c in plan["changes"])
-    after = plan["sections"][2]["programs"]
+    timbre_change, key_change = (c["time"] for c in plan["changes"])
+    after = plan["sections"][1]["programs"]
     assert {(ch, prog) for tt, ch, prog in programs if abs(tt - timbre_change) < 1e-3} == set(enumerate(after))
-    for sec in plan["sections"][:2]:
+    assert plan["sections"][2]["key_pc"] != plan["sections"][1]["key_pc"] or \
+        plan["sections"][2]["mode"] != plan["sections"][1]["mode"]
+    for sec in plan["sections"]:
         scale = {(sec["key_pc"] + d) % 12 for d in sync_music.SCALES[sec["mode"]]}
         pcs = {pc for tt, pc in notes if sec["start"] <= tt < sec["end"] - 1e-3}
         assert pcs <= scale and len(pcs) >= 5, (sec["key_pc"], sec["mode"], pcs)
@@ -76,7 +79,8 @@ def rendered(tmp_path_factory):
     if shutil.which("fluidsynth") is None:
         pytest.skip("fluidsynth missing: run scripts/ensure_fluidsynth.sh")
     out = tmp_path_factory.mktemp("sync_music")
-    wanted = ("heldout-001", "heldout-008", "heldout-023", "heldout-028", "heldout-031")
+    # drums in + quieter, quieter + drums out, tempo down + key, a crescendo, drum fills
+    wanted = ("heldout-008", "heldout-016", "heldout-020", "heldout-054", "heldout-060")
     return {p["id"]: sync_music.render_clip(p, out) for p in sync_music.plan_set("heldout") if p["id"] in wanted}
 
 
@@ -116,7 +120,7 @@ def test_rendered_music_changes_as_planned(rendered):
 def test_scoring_a_rendered_clip(rendered):
     """score_clip runs the real analysis on the mp4: its cuts are found, each planted change is found or not,
     every detection is a match or a false one, and the codes are those analyze gives for the cut times."""
-    clip = rendered["heldout-001"]
+    clip = rendered["heldout-008"]
     item = score_clip(clip["plan"], clip["video"])
     a = sync.analyze(clip["video"])
     planted = [c["time"] for c in clip["plan"]["cuts"]]
@@ -175,19 +179,15 @@ def test_cuts_on_real_footage_bikes(fps):
 
 
 @needs_fluidsynth
-def test_detector_finds_quieter_sections_and_ignores_controls(rendered):
-    """On held-out clips (thresholds were chosen on the tune half): sections that get quieter count as much
-    as louder ones and drums dropping out is found, each within 0.35 s, so their cuts get the planted
-    A/B/C codes; the cuts on a crescendo and on drum fills are coded C."""
-    for clip_id in ("heldout-001", "heldout-008", "heldout-023"):
+def test_detector_finds_held_out_changes_and_ignores_controls(rendered):
+    """On held-out clips (bars were chosen on the tune half): quieter sections count as much as louder ones,
+    drums coming in and dropping out, a slower tempo and a key change are each found within 0.35 s, so their
+    cuts get the planted A/B/C codes; the cuts on a crescendo and on drum fills are coded C."""
+    for clip_id in ("heldout-008", "heldout-016", "heldout-020"):
         clip = rendered[clip_id]
         item = score_clip(clip["plan"], clip["video"])
-        wanted = [c for c in item["changes"] if {"quieter", "louder", "drums_out"} & set(
-            next(p["parts"] for p in clip["plan"]["changes"] if p["time"] == c["time"]))]
-        assert wanted and all(c["found"] for c in wanted), (clip_id, item)
-    for clip_id in ("heldout-001", "heldout-023"):
-        item = score_clip(rendered[clip_id]["plan"], rendered[clip_id]["video"])
-        assert [c["code"] for c in item["cuts"]] == [c["truth"] for c in item["cuts"]], item
-    for clip_id in ("heldout-028", "heldout-031"):  # a crescendo; drum fills
+        assert item["changes"] and all(c["found"] for c in item["changes"]), (clip_id, item)
+        assert item["false"] == 0 and [c["code"] for c in item["cuts"]] == [c["truth"] for c in item["cuts"]], item
+    for clip_id in ("heldout-054", "heldout-060"):  # a crescendo; drum fills
         item = score_clip(rendered[clip_id]["plan"], rendered[clip_id]["video"])
         assert [c["code"] for c in item["cuts"]] == ["C"] * len(item["cuts"]), item

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..errors import HarmonySetError
 from ..media import load_frames_at_fps
-from .novelty import GROUPS, SCALE, novelty_curves, refine_tempo_change, strength
+from .novelty import novelty_curves, pick_changes
 
 
 class SyncError(HarmonySetError, ValueError):
@@ -263,22 +263,15 @@ def detect_music(audio: np.ndarray, sample_rate: int, params: SyncParams = SyncP
                  ) -> tuple[list[MusicChange], list[float], list[float], float]:
     """Musical changes, onsets, beats and tempo (BPM) of mono ``audio`` that starts at time ``start``."""
     import librosa
-    from scipy.signal import find_peaks
 
     y = audio.astype(np.float32)
     hop, rate = params.hop, sample_rate / params.hop
-    curves, full, env = novelty_curves(y, sample_rate, hop)
+    nov = novelty_curves(y, sample_rate, hop)
+    env = nov.onset
     onsets = librosa.onset.onset_detect(onset_envelope=env, sr=sample_rate, hop_length=hop, units="time")
     tempo, beats = librosa.beat.beat_track(onset_envelope=env, sr=sample_rate, hop_length=hop, units="time")
-    total = strength(curves, full)
-    peaks, _ = find_peaks(total, height=params.change_threshold, distance=max(1, int(params.min_change_gap * rate)))
-    changes = []
-    for p in peaks:
-        groups = {g: float(curves[g][p] / SCALE[g]) for g in GROUPS}
-        frame = p
-        if full[p] and max(groups, key=groups.get) == "rhythm":  # rhythm novelty peaks off a tempo change
-            frame = refine_tempo_change(env, p, rate)
-        changes.append(MusicChange(float(start + frame / rate), float(total[p]), groups))
+    changes = [MusicChange(float(start + frame / rate), strength, groups)
+               for frame, strength, groups in pick_changes(nov, params.change_threshold, params.min_change_gap)]
     return (changes, [start + float(t) for t in onsets], [start + float(t) for t in beats],
             float(np.atleast_1d(tempo)[0]))
 

@@ -6,55 +6,55 @@ downs inside a bar (a decaying chord, a rest in the melody, a fill) move a short
 
 * ``loudness`` -- the step of the level (dB of the mean power), less what a straight ramp through both
   windows explains: a crescendo does not count, a sudden drop counts as much as a sudden rise;
-* ``drums`` -- the change of the loud end (90th percentile) of the share of energy above 5 kHz (dB):
-  hats, cymbals and snares put it there, pitched instruments rarely do;
+* ``drums`` -- the change of the noise floor above 4 kHz (the geometric mean of the power there, in dB of the
+  total power): hats, cymbals and snares are noise across that band, while what pitched instruments put there
+  is harmonics (peaks), which a geometric mean hardly sees; flatness alone failed on quiet pads, where an
+  almost empty band is flat too;
 * ``onsets`` -- the step of the log mean spectral flux above 3 kHz (attacks: drums in/out, a new instrument);
-* ``timbre`` -- the distance of mean MFCCs 1-12, in units of their spread inside the two windows
-  (reported with each change, does not decide: see :data:`DECIDING`);
-* ``harmony`` -- how much chroma energy leaves the diatonic collection (major scale) that held most of it
-  before, plus how much the one that holds most after gains: a new key or mode moves it, chords inside a
-  key hardly do;
+* ``timbre`` -- instrumentation (:func:`harmonyset_hf.sync.timbre.timbre_change`): the spectral envelope and
+  the attack and decay of the harmonic part must move, and so must one of three measures that a fixed
+  instrument keeps whatever notes it plays; windows of 3 s and more, so that each holds a whole bar;
+* ``harmony`` -- how much worse one diatonic collection fits the notes of both windows than one collection
+  each (:func:`harmonyset_hf.sync.pitch.key_change` on the pitch classes of the notes, not of every partial):
+  a new key or mode moves it, chords inside a key and a passing out-of-key note hardly do;
 * ``rhythm`` -- 1 - cosine of the onset autocorrelations of the two windows (tempo, groove).
 
-Each curve is divided by the height that makes a change (:data:`SCALE`, chosen on the ``tune`` half of
-:mod:`harmonyset_hf.sync.music` only); the change strength is the largest of them. Where not every
-window fits (near the ends) only loudness counts, against a higher bar (:data:`EDGE_FACTOR`). A change
-found by rhythm is moved to the instant where the beat grid before it and the one after it meet
-(:func:`refine_tempo_change`).
+Each curve is smoothed (:data:`SMOOTH`) and divided by the height that makes a change (:data:`SCALE`, chosen
+on the ``tune`` half of :mod:`harmonyset_hf.sync.music` with HarmonySet-mini's music as a guard); the change
+strength is the largest of them. Where not every window of 3 s fits (near the ends) only loudness counts,
+against a higher bar (:data:`EDGE_FACTOR`). Of peaks closer than the minimum gap the one where most groups
+move wins (:func:`agreement`), and the sharpest group that moved places it (:data:`PLACE_ORDER`; a tempo change
+where the beat grid before it and the one after it meet, :func:`refine_tempo_change`).
 """
 
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from .pitch import key_change, note_grid, note_pitch_classes, pick_notes
+from .timbre import part_features, timbre_change
+from .windows import sides
+
 GROUPS = ("loudness", "drums", "onsets", "timbre", "harmony", "rhythm")
-# The groups that decide; timbre is reported only: on HarmonySet-mini's synthetic pads its MFCC novelty
-# crossed any bar the tune half supported every few seconds (3 C cuts of 64 coded A/B), while a change of
-# instrumentation on the MIDI set moves the onsets (attacks) group as well.
-DECIDING = ("loudness", "drums", "onsets", "harmony", "rhythm")
-WINDOWS = {"loudness": (1.0, 2.0, 3.0), "drums": (1.0, 2.0, 3.0), "onsets": (1.0, 2.0, 3.0),
-           "timbre": (1.0, 2.0, 3.0), "harmony": (2.0, 3.0), "rhythm": (2.0, 3.0)}
-# Each curve's height that makes a change (strength 1), chosen on the tune half of sync.music only by
-# sync.music_eval.choose_thresholds (`python benchmarks/sync.py --tune` prints these): the 98th percentile of
-# the curve's peaks more than 1.5 s from any change, times a factor from a coordinate search (timbre, reported
-# only, keeps x1).
-SCALE = {"loudness": 4.44, "drums": 7.676, "onsets": 0.42, "timbre": 1.193, "harmony": 0.184, "rhythm": 0.404}
+DECIDING = GROUPS  # every group's curve can make a change
+WINDOWS = {"loudness": (2.0, 3.0), "drums": (1.0, 2.0, 3.0), "onsets": (1.0, 2.0, 3.0),
+           "timbre": (3.0, 3.5), "harmony": (2.0, 3.5), "rhythm": (2.0, 3.0)}
+FULL_WINDOW = 3.0  # s: where windows this long fit on both sides every group counts (longer ones join later)
+# Each curve's height that makes a change (strength 1), chosen by sync.music_eval.choose_thresholds on the tune
+# half of sync.music, HarmonySet-mini's music as a guard (`python benchmarks/sync.py --tune` prints these): the
+# 98th percentile of the curve's peaks more than 1.5 s from any change, times a factor from a coordinate search.
+SCALE = {"loudness": 3.5093, "drums": 9.0705, "onsets": 0.4271, "timbre": 1.3076, "harmony": 0.0392, "rhythm": 0.4014}
 EDGE_FACTOR = 1.5
-# The 12 diatonic collections (major scales) as pitch-class masks.
-COLLECTIONS = np.array([[1.0 if (pc - k) % 12 in (0, 2, 4, 5, 7, 9, 11) else 0.0 for pc in range(12)]
-                        for k in range(12)])
-
-
-def _sides(x: np.ndarray, half: int) -> tuple[np.ndarray, np.ndarray]:
-    """Means of ``x`` (d, n) over the ``half`` frames before and after each frame (cut at the ends)."""
-    n = x.shape[-1]
-    c = np.concatenate([np.zeros((x.shape[0], 1)), np.cumsum(x, axis=1)], axis=1)
-    t = np.arange(n)
-    lo, hi = np.clip(t - half, 0, n), np.clip(t + half, 0, n)
-    return (c[:, t] - c[:, lo]) / np.maximum(1, t - lo), (c[:, hi] - c[:, t]) / np.maximum(1, hi - t)
+SMOOTH = 0.1      # s: the Gaussian that smooths each curve before peaks are picked
+PLACE_SPAN = 0.5  # s: how far a group's shortest window may move a change it found
+# Which group places a change, of those that crossed their bar there: the sharpest in time first (a loudness
+# or drum step is exact to a frame; a tempo change is placed on the beat grids; key and timbre windows are long).
+PLACE_ORDER = ("loudness", "drums", "onsets", "rhythm", "timbre", "harmony")
 
 
 def _shift(v: np.ndarray, k: int) -> np.ndarray:
@@ -71,37 +71,38 @@ def step(x: np.ndarray, half: int) -> np.ndarray:
     """|mean after - mean before| of ``x`` (n,), less the part a straight ramp through both windows explains."""
     x = np.atleast_2d(x)
     q = max(1, half // 2)
-    b, a = _sides(x, half)
-    b_half, a_half = _sides(x, q)  # each window's halves: their difference is the slope inside the window
+    b, a = sides(x, half)
+    b_half, a_half = sides(x, q)  # each window's halves: their difference is the slope inside the window
     slope = ((b_half - _shift(b_half, q)) + (_shift(a_half, -q) - a_half)) / (2 * q)
     d = a - b
     return (np.abs(d) - np.clip(slope * half * np.sign(d), 0, np.abs(d)))[0]
 
 
-def _upper(x: np.ndarray, half: int, q: float = 90) -> tuple[np.ndarray, np.ndarray]:
-    """The ``q``-th percentile of ``x`` (n,) over the ``half`` frames before and after each frame."""
-    n = x.shape[0]
-    per = np.percentile(sliding_window_view(np.pad(x, (half, half), mode="edge"), half), q, axis=1)
-    return per[:n], per[half:half + n]
-
-
-def frame_features(y: np.ndarray, sr: int, hop: int) -> dict[str, np.ndarray]:
-    """Frame-wise power, level (dB), high-band share (dB), high-band flux, MFCCs, chroma and the onset envelope."""
+def frame_features(y: np.ndarray, sr: int, hop: int) -> dict[str, Any]:
+    """Frame-wise power, level (dB), noise floor above 4 kHz (dB), high-band flux, timbre descriptors, the pitch
+    classes of the notes and the onset envelope."""
     import librosa
+
 
     power = np.abs(librosa.stft(y, n_fft=2048, hop_length=hop)) ** 2
     mel = librosa.feature.melspectrogram(S=power, sr=sr, n_mels=64, fmin=40.0)
     mel_db = librosa.power_to_db(mel)
     total = power.sum(axis=0) + 1e-10
     freqs = librosa.fft_frequencies(sr=sr, n_fft=2048)
+    band = power[freqs > 4000]
+    harmonic, _ = librosa.decompose.hpss(power, kernel_size=(17, 17))  # drums would swamp the instruments' envelope
+    grid = note_grid(y, sr, hop)[:, :power.shape[1]]
+    notes = pick_notes(grid)
     high = librosa.mel_frequencies(n_mels=64, fmin=40.0, fmax=sr / 2) > 3000
     flux = np.maximum(0, np.diff(mel_db[high], axis=1, prepend=mel_db[high][:, :1])).mean(axis=0)
     return {
         "power": total, "level": 10 * np.log10(total),
-        "high": 10 * np.log10(power[freqs > 5000].sum(axis=0) + 1e-10) - 10 * np.log10(total),
-        "flux": np.log(flux + 0.05), "mfcc": librosa.feature.mfcc(S=mel_db, n_mfcc=13)[1:],
-        # tuning=0: the chroma grid stays at A440 (the collections need pitch classes, not cents; and it is faster).
-        "chroma": librosa.feature.chroma_stft(S=power, sr=sr, hop_length=hop, tuning=0.0),
+        # The geometric mean ignores the peaks (harmonics) that pitched instruments put above 4 kHz and follows
+        # the noise that hats, cymbals and snares spread over the whole band; in dB of the total, so level-free.
+        "noise": 10 * np.log10(np.exp(np.mean(np.log(band + 1e-12), axis=0)) * band.shape[0] + 1e-10)
+                 - 10 * np.log10(total),
+        "flux": np.log(flux + 0.05), "timbre": part_features(power, harmonic, grid, *notes, sr),
+        "pcs": note_pitch_classes(*notes),
         "onset": librosa.onset.onset_strength(S=mel_db, sr=sr, hop_length=hop),
     }
 
@@ -110,26 +111,18 @@ def _curve(f: dict[str, np.ndarray], group: str, half: int) -> np.ndarray:
     """One group's two-window novelty with windows of ``half`` frames."""
     n = f["onset"].shape[0]
     if group == "loudness":
-        b, a = _sides(f["power"][None, :n], half)  # the level of the mean power: a decaying note weighs little
+        b, a = sides(f["power"][None, :n], half)  # the level of the mean power: a decaying note weighs little
         jump = np.abs(10 * np.log10(a + 1e-10) - 10 * np.log10(b + 1e-10))[0]
         return np.minimum(jump, step(f["level"][:n], half))
-    if group == "drums":
-        b, a = _upper(f["high"][:n], half)
-        return np.abs(a - b)
+    if group == "drums":  # no ramp allowance: a crash that opens a section decays through the window after it
+        b, a = sides(f["noise"][None, :n], half)
+        return np.abs(a - b)[0]
     if group == "onsets":
         return step(f["flux"][:n], half)
     if group == "timbre":
-        m = f["mfcc"][:, :n]
-        b, a = _sides(m, half)
-        b2, a2 = _sides(m ** 2, half)
-        spread = (np.maximum(b2 - b ** 2, 1e-6) + np.maximum(a2 - a ** 2, 1e-6)) / 2
-        return np.sqrt(np.mean((a - b) ** 2 / spread, axis=0))
+        return timbre_change({k: (m[:, :n], None if w is None else w[:n]) for k, (m, w) in f["timbre"].items()}, half)
     if group == "harmony":
-        ch = f["chroma"][:, :n] / (f["chroma"][:, :n].sum(axis=0, keepdims=True) + 1e-9)
-        b, a = _sides(ch, half)
-        sb, sa = COLLECTIONS @ b, COLLECTIONS @ a
-        kb, ka, t = sb.argmax(axis=0), sa.argmax(axis=0), np.arange(n)
-        return ((sb[kb, t] - sa[kb, t]) + (sa[ka, t] - sb[ka, t])) / 2
+        return key_change(*sides(f["pcs"][:, :n], half))
     if group == "rhythm":
         env = f["onset"]
         win = sliding_window_view(np.pad(env - np.median(env), (half, half)), half)
@@ -140,32 +133,94 @@ def _curve(f: dict[str, np.ndarray], group: str, half: int) -> np.ndarray:
     raise ValueError(f"unknown novelty group {group!r}")
 
 
-def novelty_curves(y: np.ndarray, sr: int, hop: int) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
-    """Each group's novelty (smallest over its window scales), where every scale fits (bool), the onset envelope."""
+@dataclass
+class Novelty:
+    """One clip's novelty: each group's curve (smallest over its window scales), the same at its shortest window
+    alone (sharper in time: it places a change), where every group counts, the onset envelope and the frame rate."""
+
+    curves: dict[str, np.ndarray]
+    fine: dict[str, np.ndarray]
+    full: np.ndarray
+    onset: np.ndarray
+    rate: float
+
+
+def novelty_curves(y: np.ndarray, sr: int, hop: int, smooth: float = SMOOTH) -> Novelty:
+    """Each group's two-window novelty over mono ``y``; curves smoothed over ``smooth`` s (Gaussian sigma)."""
+    from scipy.ndimage import gaussian_filter1d
+
     f = frame_features(y, sr, hop)
     n = f["onset"].shape[0]
     t = np.arange(n)
     rate = sr / hop
     curves: dict[str, np.ndarray] = {}
-    full = np.ones(n, bool)
+    fine: dict[str, np.ndarray] = {}
+    edge = int(round(FULL_WINDOW * rate))
+    full = (t >= edge + edge // 4) & (n - t >= edge + edge // 4)
     for group, scales in WINDOWS.items():
         stack = []
         for w in scales:
             half = max(4, int(round(w * rate)))
-            margin = half + half // 4  # a quarter window more: the onset envelope is unsettled where audio starts
+            margin = half + min(half // 4, 8)  # a little more: the onset envelope is unsettled where audio starts
             inside = (t >= margin) & (n - t >= margin)
-            full &= inside
             stack.append(np.where(inside, _curve(f, group, half), np.nan))
+        fine[group] = np.nan_to_num(stack[0], nan=0.0)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # no scale fits at the very ends: no novelty there
             curves[group] = np.nan_to_num(np.nanmin(np.array(stack), axis=0), nan=0.0)
-    return curves, full, f["onset"]
+        if smooth > 0:  # a spiky feature (flux at each attack) makes a spiky curve, topped by an attack, not the change
+            curves[group] = gaussian_filter1d(curves[group], smooth * rate)
+    return Novelty(curves, fine, full, f["onset"], rate)
 
 
-def strength(curves: dict[str, np.ndarray], full: np.ndarray) -> np.ndarray:
+def strength(nov: Novelty, scale: dict[str, float] | None = None, deciding: tuple[str, ...] = DECIDING
+             ) -> np.ndarray:
     """The change strength: the largest deciding curve in units of its bar; near the ends loudness alone."""
-    scaled = np.max([curves[g] / SCALE[g] for g in DECIDING], axis=0)
-    return np.where(full, scaled, curves["loudness"] / SCALE["loudness"] / EDGE_FACTOR)
+    scale = scale or SCALE
+    scaled = np.max([nov.curves[g] / scale[g] for g in deciding], axis=0)
+    return np.where(nov.full, scaled, nov.curves["loudness"] / scale["loudness"] / EDGE_FACTOR)
+
+
+def agreement(nov: Novelty, scale: dict[str, float], deciding: tuple[str, ...] = DECIDING) -> np.ndarray:
+    """How many groups move, and how far: the sum of the deciding curves in units of their bars, each capped at 2."""
+    return np.sum([np.minimum(nov.curves[g] / scale[g], 2.0) for g in deciding], axis=0)
+
+
+def pick_changes(nov: Novelty, threshold: float = 1.0, min_gap: float = 2.5, scale: dict[str, float] | None = None,
+                 deciding: tuple[str, ...] = DECIDING, span: float = PLACE_SPAN
+                 ) -> list[tuple[int, float, dict[str, float]]]:
+    """(frame, strength, every group's value in units of its bar) of each change: a peak of :func:`strength` of at
+    least ``threshold``; of peaks closer than ``min_gap`` s the one where the groups agree most (:func:`agreement`)
+    stands for all: a section change moves many features at once, the end of a crash that opened it only one.
+
+    The first group of :data:`PLACE_ORDER` that crossed its bar within ``span`` s places the change: rhythm where
+    the beat grids before and after meet (:func:`refine_tempo_change`), any other (timbre excepted: its windows
+    are all long) at the top, within ``span`` s, of its shortest-window curve.
+    """
+    from scipy.signal import find_peaks
+
+    scale = scale or SCALE
+    total = strength(nov, scale, deciding)
+    rank = agreement(nov, scale, deciding)
+    peaks, _ = find_peaks(total, height=threshold)
+    gap = max(1, int(min_gap * nov.rate))
+    kept: list[int] = []
+    for p in sorted(peaks, key=lambda k: (-rank[k], k)):
+        if all(abs(p - k) >= gap for k in kept):
+            kept.append(int(p))
+    out = []
+    for p in sorted(kept):
+        groups = {g: float(nov.curves[g][p] / scale[g]) for g in GROUPS}
+        lo, hi = max(0, p - int(span * nov.rate)), p + int(span * nov.rate) + 1
+        crossed = [g for g in PLACE_ORDER if g in deciding and nov.curves[g][lo:hi].max() >= threshold * scale[g]]
+        top = (crossed[0] if crossed else max(deciding, key=groups.get)) if nov.full[p] else "loudness"
+        frame = p
+        if nov.full[p] and top == "rhythm":
+            frame = refine_tempo_change(nov.onset, frame, nov.rate)
+        elif span > 0 and top != "timbre":  # 3 s windows and more: the peak of its shortest is no sharper
+            frame = lo + int(np.argmax(nov.fine[top][lo:hi]))
+        out.append((frame, float(total[p]), groups))
+    return out
 
 
 def _beat_period(env: np.ndarray, start: int, end: int, rate: float) -> int:
@@ -185,7 +240,7 @@ def refine_tempo_change(env: np.ndarray, frame: int, rate: float, span: float = 
     """
     from scipy.ndimage import maximum_filter1d
 
-    peaks = maximum_filter1d(env, 5)  # an onset may sit a frame or two off the grid
+    peaks = maximum_filter1d(env, 3)  # an onset may sit a frame off the grid (5 frames let a dense grid fit anywhere)
     before = _beat_period(env, frame - int(3.5 * rate), frame - int(0.5 * rate), rate)
     after = _beat_period(env, frame + int(0.5 * rate), frame + int(3.5 * rate), rate)
     best, where = -1.0, frame

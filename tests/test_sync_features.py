@@ -1,0 +1,123 @@
+"""The change detector's features on music synthesised here with numpy (neither FluidSynth nor HarmonySet-mini):
+note pitch classes, key changes, drums, timbre that a fixed instrument keeps across registers, and which of
+several nearby peaks stands for a change."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from harmonyset_hf.sync import novelty, pitch
+from harmonyset_hf.sync.analysis import SyncParams
+
+SR, HOP = 22050, 512
+RATE = SR / HOP
+
+
+def _note(midi: float, seconds: float, harmonics: list[float], decay: float | None = None) -> np.ndarray:
+    """One note: the given harmonic amplitudes, a 10 ms attack, held or decaying with time constant ``decay``."""
+    t = np.arange(int(seconds * SR)) / SR
+    f0 = 440.0 * 2 ** ((midi - 69) / 12)
+    y = sum(a * np.sin(2 * np.pi * f0 * (h + 1) * t) for h, a in enumerate(harmonics) if f0 * (h + 1) < SR / 2)
+    env = np.minimum(1.0, t / 0.01) * (np.exp(-t / decay) if decay else 1.0)
+    return (y * env).astype(np.float32)
+
+
+def _chords(roots_and_triads: list[list[int]], seconds: float, harmonics: list[float], decay: float | None = None
+            ) -> np.ndarray:
+    return np.concatenate([sum(_note(m, seconds, harmonics, decay) for m in chord) / len(chord)
+                           for chord in roots_and_triads])
+
+
+SAW = [1 / h for h in range(1, 9)]             # a bright, sawtooth-like spectrum
+MAJOR_STEPS = (0, 2, 4, 5, 7, 9, 11)
+
+
+def _diatonic_triads(key: int, degrees: list[int], octave: int = 60) -> list[list[int]]:
+    def note(d: int) -> int:
+        return octave + key + MAJOR_STEPS[d % 7] + 12 * (d // 7)
+
+    return [[note(d), note(d + 2), note(d + 4)] for d in degrees]
+
+
+def test_note_pitch_classes_keep_the_notes_not_their_partials():
+    """A C major triad with 8 harmonics: the picked notes put >= 90 % in C, E and G, where chroma (every partial
+    folded) leaves a quarter or more elsewhere (the 3rd and 5th harmonics are a fifth and a third up)."""
+    import librosa
+
+    y = _chords([[60, 64, 67]], 2.0, SAW)
+    pcs = pitch.pitch_classes(y, SR, HOP)[:, 10:-10].mean(axis=1)
+    assert pcs[[0, 4, 7]].sum() >= 0.9, np.round(pcs, 2)
+    chroma = librosa.feature.chroma_stft(y=y, sr=SR, hop_length=HOP, tuning=0.0)[:, 10:-10]
+    chroma = (chroma / chroma.sum(axis=0, keepdims=True)).mean(axis=1)
+    assert chroma[[0, 4, 7]].sum() < 0.75 < pcs[[0, 4, 7]].sum()
+
+
+def test_key_change_is_found_where_the_key_moves_and_not_at_chord_changes():
+    """Chords I-IV-V-vi in C major for 8 s, then the same in E flat major: the harmony curve crosses its bar
+    within 0.35 s of the modulation and stays under it at every chord change inside a key."""
+    degrees = [0, 3, 4, 5] * 2
+    y = np.concatenate([_chords(_diatonic_triads(key, degrees), 1.0, SAW) for key in (0, 3)])
+    nov = novelty.novelty_curves(y, SR, HOP)
+    h = nov.curves["harmony"] / novelty.SCALE["harmony"]
+    t = np.arange(h.size) / RATE
+    near = np.abs(t - 8.0) <= 0.35
+    assert h[near].max() >= 1.0, h[near].max()
+    inside = nov.full & (np.abs(t - 8.0) > 1.5)
+    assert h[inside].max() < 0.5, h[inside].max()
+
+
+def test_drums_coming_in_move_the_noise_floor_and_a_louder_pad_does_not():
+    """A held pad, then the same pad with hi-hat noise bursts every eighth: the drums curve crosses its bar at
+    the entry; the same pad getting 6 dB louder (no noise) leaves it far below."""
+    rng = np.random.default_rng(0)
+    pad = _chords(_diatonic_triads(2, [0, 3, 4, 0] * 3), 1.0, [1.0, 0.4, 0.2])
+    hats = np.zeros_like(pad)
+    burst = np.diff(rng.standard_normal(int(0.04 * SR) + 1)) * np.exp(-np.arange(int(0.04 * SR)) / (0.01 * SR))
+    for start in np.arange(6.0, 12.0, 0.25):
+        k = int(start * SR)
+        hats[k:k + burst.size] += 0.15 * burst[:hats.size - k]
+    t = np.arange(novelty.novelty_curves(pad, SR, HOP).curves["drums"].size) / RATE
+    with_drums = novelty.novelty_curves(pad + hats, SR, HOP)
+    assert (with_drums.curves["drums"][np.abs(t - 6.0) <= 0.35] / novelty.SCALE["drums"]).max() >= 1.0
+    louder = pad * np.where(np.arange(pad.size) < 6 * SR, 0.5, 1.0).astype(np.float32)
+    assert (novelty.novelty_curves(louder, SR, HOP).curves["drums"] / novelty.SCALE["drums"]).max() < 0.5
+
+
+def test_timbre_ignores_a_fixed_instrument_changing_register_but_sees_a_new_instrument():
+    """Held chords of one additive timbre jumping between registers bar by bar stay under the timbre bar (the
+    spectrum slides with the notes, the instrument does not change); switching at 8 s to a plucked, hollow
+    timbre (odd harmonics, decaying) crosses it there."""
+    degrees = [0, 5, 3, 4] * 2
+    registers = [48, 60, 72, 60] * 2
+    hold = np.concatenate([_chords(_diatonic_triads(0, [d], octave=o), 1.0, SAW) for d, o in zip(degrees, registers)])
+    hollow = [1.0 if h % 2 == 0 else 0.05 for h in range(8)]
+    pluck = np.concatenate([_chords(_diatonic_triads(0, [d], octave=o), 1.0, hollow, decay=0.25)
+                            for d, o in zip(degrees, registers)])
+    same = novelty.novelty_curves(np.concatenate([hold, hold]), SR, HOP)
+    assert (same.curves["timbre"][same.full] / novelty.SCALE["timbre"]).max() < 1.0
+    new = novelty.novelty_curves(np.concatenate([hold, pluck]), SR, HOP)
+    t = np.arange(new.curves["timbre"].size) / RATE
+    assert (new.curves["timbre"][np.abs(t - 8.0) <= 0.35] / novelty.SCALE["timbre"]).max() >= 1.0
+
+
+def _bump(n: int, at: float, height: float, width: float = 0.3) -> np.ndarray:
+    return height * np.exp(-0.5 * ((np.arange(n) / RATE - at) / width) ** 2)
+
+
+def test_of_two_peaks_the_one_where_groups_agree_stands_for_both():
+    """Loudness and harmony cross their bars together at 5 s, drums alone (higher) at 6.5 s, as a crash that
+    opened the section dies away: one change, at 5 s, placed by loudness, the sharpest group that moved."""
+    n = int(12 * RATE)
+    curves = {g: np.zeros(n) for g in novelty.GROUPS}
+    curves["loudness"] = _bump(n, 5.0, 1.5 * novelty.SCALE["loudness"])
+    curves["harmony"] = _bump(n, 5.2, 1.5 * novelty.SCALE["harmony"])
+    curves["drums"] = _bump(n, 6.5, 3.0 * novelty.SCALE["drums"])
+    nov = novelty.Novelty(curves, {g: c.copy() for g, c in curves.items()}, np.ones(n, bool), np.zeros(n), RATE)
+    picked = novelty.pick_changes(nov, SyncParams().change_threshold, SyncParams().min_change_gap)
+    assert len(picked) == 1
+    frame, strength, groups = picked[0]
+    assert abs(frame / RATE - 5.0) <= 1 / RATE and strength == pytest.approx(1.5, abs=0.05)
+    assert groups["loudness"] >= 1.0 and groups["harmony"] >= 1.0 and groups["drums"] < 0.1
+    far = novelty.pick_changes(nov, 1.0, min_gap=1.0)  # apart by more than the gap: both stand
+    assert [round(f / RATE, 1) for f, _, _ in far] == [5.0, 6.5]
