@@ -83,11 +83,11 @@ def frame_features(y: np.ndarray, sr: int, hop: int) -> dict[str, Any]:
     classes of the notes and the onset envelope."""
     import librosa
 
-
     power = np.abs(librosa.stft(y, n_fft=2048, hop_length=hop)) ** 2
     mel = librosa.feature.melspectrogram(S=power, sr=sr, n_mels=64, fmin=40.0)
     mel_db = librosa.power_to_db(mel)
     total = power.sum(axis=0) + 1e-10
+    level = 10 * np.log10(total)
     freqs = librosa.fft_frequencies(sr=sr, n_fft=2048)
     band = power[freqs > 4000]
     harmonic, _ = librosa.decompose.hpss(power, kernel_size=(17, 17))  # drums would swamp the instruments' envelope
@@ -96,11 +96,10 @@ def frame_features(y: np.ndarray, sr: int, hop: int) -> dict[str, Any]:
     high = librosa.mel_frequencies(n_mels=64, fmin=40.0, fmax=sr / 2) > 3000
     flux = np.maximum(0, np.diff(mel_db[high], axis=1, prepend=mel_db[high][:, :1])).mean(axis=0)
     return {
-        "power": total, "level": 10 * np.log10(total),
+        "power": total, "level": level,
         # The geometric mean ignores the peaks (harmonics) that pitched instruments put above 4 kHz and follows
         # the noise that hats, cymbals and snares spread over the whole band; in dB of the total, so level-free.
-        "noise": 10 * np.log10(np.exp(np.mean(np.log(band + 1e-12), axis=0)) * band.shape[0] + 1e-10)
-                 - 10 * np.log10(total),
+        "noise": 10 * np.mean(np.log10(band + 1e-12), axis=0) + 10 * np.log10(band.shape[0]) - level,
         "flux": np.log(flux + 0.05), "timbre": part_features(power, harmonic, grid, *notes, sr),
         "pcs": note_pitch_classes(*notes),
         "onset": librosa.onset.onset_strength(S=mel_db, sr=sr, hop_length=hop),

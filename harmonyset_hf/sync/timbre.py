@@ -20,6 +20,8 @@ General MIDI set (:mod:`.music`); the curve is ``min(envelope, max(broad, bright
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from .pitch import LOWEST
@@ -42,6 +44,7 @@ def descriptors(power: np.ndarray, harmonic: np.ndarray, sr: int) -> np.ndarray:
     return np.concatenate([mfcc, np.maximum(d, 0), np.maximum(-d, 0), contrast]).astype(np.float64)
 
 
+@lru_cache(maxsize=4)
 def _semitone_bank(sr: int, n_fft: int) -> np.ndarray:
     """Triangular filters on a half-semitone axis (MIDI 24-132) over the bins of an ``n_fft`` STFT."""
     import librosa
