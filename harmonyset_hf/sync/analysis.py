@@ -47,7 +47,7 @@ class SyncParams:
     sample_rate: int = 22050
     hop: int = 512               # audio hop (23 ms)
     change_threshold: float = 1.0  # minimum change strength (novelty.strength, 1 = each group's bar)
-    min_change_gap: float = 2.5  # the strongest change within this many seconds stands for all of them
+    min_change_gap: float = 2.5  # of changes closer than this, the one most groups agree on stands for all
     tol_a: float = 0.35          # |cut - change| <= tol_a -> code A
     tol_b: float = 1.8           # ... <= tol_b -> code B, else C
     beat_tolerance: float = 0.1  # a cut "on the beat" is this close to one
