@@ -58,14 +58,16 @@ def _upscale(src: Path, dst: Path, width: int = 1280, height: int = 720, fps: in
     return dst
 
 
-def _music(cache: str | None, limit: int | None) -> None:
-    """Render (or reuse) both halves of the change set, score them and print the table."""
+def _music(cache: str | None, limit: int | None, draws: list[int]) -> None:
+    """Render (or reuse) both halves of the change set (and further draws of the held-out half), score them and
+    print the table."""
     from harmonyset_hf.io import atomic_write_json
     from harmonyset_hf.sync.music_eval import evaluate_half, table
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(cache or tmp)
         results = [evaluate_half(half, folder, limit=limit) for half in ("tune", "heldout")]
+        results += [evaluate_half("heldout", folder, limit=limit, draw=d) for d in draws if d > 0]
         print(table(results))
         if cache:
             print(f"per clip: {atomic_write_json(folder / 'results.json', results, indent=1)}")
@@ -78,6 +80,9 @@ def main() -> None:
     parser.add_argument("--music", action="store_true", help="score the General MIDI change set instead of timing")
     parser.add_argument("--cache", default=None, help="folder for the rendered clips (default: a temporary one)")
     parser.add_argument("--limit", type=int, default=None, help="clips per half")
+    parser.add_argument("--draw", type=int, action="append", default=[], metavar="N",
+                        help="with --music, also score draw N of the held-out half: the same design under other "
+                             "seeds, music that no choice has been made on yet (repeatable)")
     parser.add_argument("--tune", action="store_true", help="choose sync.novelty.SCALE on the tune half and print it")
     args = parser.parse_args()
     if args.tune:
@@ -94,7 +99,7 @@ def main() -> None:
                   f"recall {chosen['guard_recall']['mini']:.2f}")
         return
     if args.music:
-        _music(args.cache, args.limit)
+        _music(args.cache, args.limit, args.draw)
         return
     from harmonyset_hf.mini.render import render_item
 

@@ -18,9 +18,11 @@ needs_fluidsynth = pytest.mark.skipif(
 
 
 def test_plans_hold_every_kind_and_cuts_sit_where_their_codes_say():
-    """Each half has every change kind 12 times and 6 clips of each control; A cuts lie on a change, B cuts
-    0.75-1.45 s from the nearest change, C cuts more than 2.5 s from every change; the halves differ."""
+    """Each half (and a further draw of the held-out one) has every change kind 12 times and 6 clips of each
+    control; A cuts lie on a change, B cuts 0.75-1.45 s from the nearest change, C cuts more than 2.5 s from every
+    change; the halves and the draws differ."""
     halves = {h: sync_music.plan_set(h) for h in sync_music.HALVES}
+    halves["heldout-d1"] = sync_music.plan_set("heldout", draw=1)
     for plans in halves.values():
         kinds = [c["kind"] for p in plans for c in p["changes"]]
         assert {k: kinds.count(k) for k in sync_music.CHANGE_KINDS} == dict.fromkeys(sync_music.CHANGE_KINDS, 12)
@@ -44,9 +46,14 @@ def test_plans_hold_every_kind_and_cuts_sit_where_their_codes_say():
                             "drums_out": before["drums"] and not after["drums"],
                             "drums_in": after["drums"] and not before["drums"]}[part], (p["id"], part)
     assert halves["tune"][0]["sections"] != halves["heldout"][0]["sections"]
+    assert halves["heldout"][0]["sections"] != halves["heldout-d1"][0]["sections"]
+    assert halves["heldout-d1"][0]["id"] == "heldout-d1-000"
     assert sync_music.plan_set("tune") == halves["tune"]  # a pure function of its arguments
+    assert sync_music.plan_set("heldout", draw=1) == halves["heldout-d1"]
     with pytest.raises(sync_music.SyncMusicError, match="unknown half"):
         sync_music.plan_set("test")
+    with pytest.raises(sync_music.SyncMusicError, match="draw"):
+        sync_music.plan_set("heldout", draw=-1)
 
 
 def test_midi_carries_the_planned_programs_and_keys(tmp_path):

@@ -235,24 +235,31 @@ def _plan_cuts(changes: list[float], controls: list[dict[str, Any]], duration: f
     return sorted(cuts, key=lambda c: c["time"])
 
 
-def plan_set(half: str, per_kind: int = 12, controls_per_kind: int = 6) -> list[dict[str, Any]]:
-    """Every clip of one half: change clips (two changes each, every kind ``per_kind`` times) and control clips."""
+def plan_set(half: str, per_kind: int = 12, controls_per_kind: int = 6, draw: int = 0) -> list[dict[str, Any]]:
+    """Every clip of one half: change clips (two changes each, every kind ``per_kind`` times) and control clips.
+
+    ``draw`` > 0 gives another draw of the same design under other seeds (ids ``<half>-d<draw>-NNN``): once a
+    half's figures have been looked at, a new draw is music that no choice has yet been made on.
+    """
     if half not in HALVES:
         raise SyncMusicError(f"unknown half {half!r}; expected one of {', '.join(HALVES)}")
+    if draw < 0:
+        raise SyncMusicError(f"draw must be 0 or more, got {draw}")
+    name = f"{half}-d{draw}" if draw else half
     kinds = [k for _ in range(per_kind) for k in CHANGE_KINDS]
-    order = random.Random(f"sync-music:{half}:order")
+    order = random.Random(f"sync-music:{name}:order")
     while True:  # a shuffle whose successive pairs all fit in one clip
         order.shuffle(kinds)
         if all(compatible(kinds[i], kinds[i + 1]) for i in range(0, len(kinds) - 1, 2)):
             break
     plans = []
     for i in range(0, len(kinds) - 1, 2):
-        plans.append(plan_clip(f"{half}-{len(plans):03d}", half, f"change:{kinds[i]}+{kinds[i + 1]}", len(plans)))
+        plans.append(plan_clip(f"{name}-{len(plans):03d}", name, f"change:{kinds[i]}+{kinds[i + 1]}", len(plans)))
     if len(kinds) % 2:
-        plans.append(plan_clip(f"{half}-{len(plans):03d}", half, f"change:{kinds[-1]}+{kinds[0]}", len(plans)))
+        plans.append(plan_clip(f"{name}-{len(plans):03d}", name, f"change:{kinds[-1]}+{kinds[0]}", len(plans)))
     for c in CONTROL_KINDS:
         for _ in range(controls_per_kind):
-            plans.append(plan_clip(f"{half}-{len(plans):03d}", half, c, len(plans)))
+            plans.append(plan_clip(f"{name}-{len(plans):03d}", name, c, len(plans)))
     return plans
 
 

@@ -72,16 +72,18 @@ def summarize_clips(items: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def evaluate_half(half: str, cache_dir: str | os.PathLike, params: SyncParams | None = None,
-                  limit: int | None = None, progress: bool = True) -> dict[str, Any]:
-    """Render (or reuse from ``cache_dir``) every clip of ``half``, analyse it, and summarise."""
+                  limit: int | None = None, progress: bool = True, draw: int = 0) -> dict[str, Any]:
+    """Render (or reuse from ``cache_dir``) every clip of ``half`` (``draw``: see :func:`.music.plan_set`),
+    analyse it, and summarise."""
     from tqdm.auto import tqdm
 
-    plans = plan_set(half)[:limit]
+    name = f"{half}-d{draw}" if draw else half
+    plans = plan_set(half, draw=draw)[:limit]
     items = []
-    for plan in tqdm(plans, desc=f"sync-music {half}", unit="clip", disable=not progress):
-        clip = render_clip(plan, Path(cache_dir) / half)
+    for plan in tqdm(plans, desc=f"sync-music {name}", unit="clip", disable=not progress):
+        clip = render_clip(plan, Path(cache_dir) / name)
         items.append(score_clip(plan, clip["video"], params))
-    return {"half": half, **summarize_clips(items), "items": items}
+    return {"half": name, **summarize_clips(items), "items": items}
 
 
 def table(results: list[dict[str, Any]]) -> str:
