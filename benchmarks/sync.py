@@ -2,10 +2,12 @@
 
 `python benchmarks/sync.py [--repeats 5]`: speed. `python benchmarks/sync.py --music [--cache DIR]`: the
 General MIDI change set (harmonyset_hf.sync.music, rendered by FluidSynth; see scripts/ensure_fluidsynth.sh)
-scored on its tune and held-out halves: recall per change kind and precision within 0.35 s, A/B/C code
-accuracy of cuts on, near and away from changes, controls coded C (harmonyset_hf.sync.music_eval).
+scored on its tune and held-out halves (`--draw N`: also a new draw of the held-out half, other seeds): recall
+per change kind and precision within 0.35 s, A/B/C code accuracy of cuts on, near and away from changes,
+controls coded C (harmonyset_hf.sync.music_eval).
 `python benchmarks/sync.py --tune [--cache DIR]`: choose the detector's per-group bars on the tune half, with
-HarmonySet-mini's music as a guard (its changes must be found and nothing between them).
+HarmonySet-mini's music as a guard (music_eval.GUARD_SETS, rendered to mp4 and decoded: its changes must be
+found and nothing between them).
 
 Renders a long HarmonySet-mini clip (31-40 s, 320x180, 10 fps, h264 + AAC, cuts and music changes),
 re-encodes it at 1280x720 / 30 fps, and times `harmonyset_hf.sync.analyze` on both: the first call in

@@ -23,8 +23,10 @@ Each curve is smoothed (:data:`SMOOTH`) and divided by the height that makes a c
 on the ``tune`` half of :mod:`harmonyset_hf.sync.music` with HarmonySet-mini's music as a guard); the change
 strength is the largest of them. Where not every window of 3 s fits (near the ends) only loudness counts,
 against a higher bar (:data:`EDGE_FACTOR`). Of peaks closer than the minimum gap the one where most groups
-move wins (:func:`agreement`), and the sharpest group that moved places it (:data:`PLACE_ORDER`; a tempo change
-where the beat grid before it and the one after it meet, :func:`refine_tempo_change`).
+move wins (:func:`agreement`). Loudness places it where its level stepped, when it moved; else the group that
+moved most, in units of its bar: a tempo change where the beat grid before it and the one after it meet
+(:func:`refine_tempo_change`), a key change where the notes stop fitting the old collection
+(:func:`harmonyset_hf.sync.pitch.refine_key_change`), drums and onsets at the top of their shortest window.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .pitch import key_change, note_grid, note_pitch_classes, pick_notes
+from .pitch import key_change, note_grid, note_pitch_classes, pick_notes, refine_key_change
 from .timbre import part_features, timbre_change
 from .windows import sides
 
@@ -46,15 +48,13 @@ WINDOWS = {"loudness": (2.0, 3.0), "drums": (1.0, 2.0, 3.0), "onsets": (1.0, 2.0
            "timbre": (3.0, 3.5), "harmony": (2.0, 3.5), "rhythm": (2.0, 3.0)}
 FULL_WINDOW = 3.0  # s: where windows this long fit on both sides every group counts (longer ones join later)
 # Each curve's height that makes a change (strength 1), chosen by sync.music_eval.choose_thresholds on the tune
-# half of sync.music, HarmonySet-mini's music as a guard (`python benchmarks/sync.py --tune` prints these): the
-# 98th percentile of the curve's peaks more than 1.5 s from any change, times a factor from a coordinate search.
-SCALE = {"loudness": 3.5093, "drums": 9.0705, "onsets": 0.4271, "timbre": 1.3076, "harmony": 0.0392, "rhythm": 0.4014}
+# half of sync.music, HarmonySet-mini's music (84 items, decoded from their mp4s) as a guard (`python
+# benchmarks/sync.py --tune` prints these): the 98th percentile of the curve's peaks more than 1.5 s from any
+# change, times a factor from a coordinate search.
+SCALE = {"loudness": 3.521, "drums": 7.237, "onsets": 0.395, "timbre": 1.543, "harmony": 0.029, "rhythm": 0.459}
 EDGE_FACTOR = 1.5
 SMOOTH = 0.1      # s: the Gaussian that smooths each curve before peaks are picked
-PLACE_SPAN = 0.5  # s: how far a group's shortest window may move a change it found
-# Which group places a change, of those that crossed their bar there: the sharpest in time first (a loudness
-# or drum step is exact to a frame; a tempo change is placed on the beat grids; key and timbre windows are long).
-PLACE_ORDER = ("loudness", "drums", "onsets", "rhythm", "timbre", "harmony")
+PLACE_SPAN = 0.75  # s: how far from the peak a group that crossed its bar may place the change
 
 
 def _shift(v: np.ndarray, k: int) -> np.ndarray:
@@ -135,13 +135,15 @@ def _curve(f: dict[str, np.ndarray], group: str, half: int) -> np.ndarray:
 @dataclass
 class Novelty:
     """One clip's novelty: each group's curve (smallest over its window scales), the same at its shortest window
-    alone (sharper in time: it places a change), where every group counts, the onset envelope and the frame rate."""
+    alone (sharper in time: it places a change), where every group counts, the onset envelope, the frame rate
+    and the pitch classes of the notes (12, frames; they place a key change)."""
 
     curves: dict[str, np.ndarray]
     fine: dict[str, np.ndarray]
     full: np.ndarray
     onset: np.ndarray
     rate: float
+    pcs: np.ndarray | None = None
 
 
 def novelty_curves(y: np.ndarray, sr: int, hop: int, smooth: float = SMOOTH) -> Novelty:
@@ -169,7 +171,7 @@ def novelty_curves(y: np.ndarray, sr: int, hop: int, smooth: float = SMOOTH) -> 
             curves[group] = np.nan_to_num(np.nanmin(np.array(stack), axis=0), nan=0.0)
         if smooth > 0:  # a spiky feature (flux at each attack) makes a spiky curve, topped by an attack, not the change
             curves[group] = gaussian_filter1d(curves[group], smooth * rate)
-    return Novelty(curves, fine, full, f["onset"], rate)
+    return Novelty(curves, fine, full, f["onset"], rate, f["pcs"][:, :n])
 
 
 def strength(nov: Novelty, scale: dict[str, float] | None = None, deciding: tuple[str, ...] = DECIDING
@@ -192,9 +194,11 @@ def pick_changes(nov: Novelty, threshold: float = 1.0, min_gap: float = 2.5, sca
     least ``threshold``; of peaks closer than ``min_gap`` s the one where the groups agree most (:func:`agreement`)
     stands for all: a section change moves many features at once, the end of a crash that opened it only one.
 
-    The first group of :data:`PLACE_ORDER` that crossed its bar within ``span`` s places the change: rhythm where
-    the beat grids before and after meet (:func:`refine_tempo_change`), any other (timbre excepted: its windows
-    are all long) at the top, within ``span`` s, of its shortest-window curve.
+    Of the groups that crossed their bar within ``span`` s, loudness places the change when it is one of them (a
+    level step is exact to a frame), else the one that crossed furthest: rhythm where the beat grids before and
+    after meet (:func:`refine_tempo_change`), harmony where the notes leave the old key
+    (:func:`harmonyset_hf.sync.pitch.refine_key_change`), drums and onsets at the top of their shortest-window
+    curve; timbre keeps the peak (its windows are all long, the shortest no sharper).
     """
     from scipy.signal import find_peaks
 
@@ -211,12 +215,15 @@ def pick_changes(nov: Novelty, threshold: float = 1.0, min_gap: float = 2.5, sca
     for p in sorted(kept):
         groups = {g: float(nov.curves[g][p] / scale[g]) for g in GROUPS}
         lo, hi = max(0, p - int(span * nov.rate)), p + int(span * nov.rate) + 1
-        crossed = [g for g in PLACE_ORDER if g in deciding and nov.curves[g][lo:hi].max() >= threshold * scale[g]]
+        reach = {g: float(nov.curves[g][lo:hi].max() / scale[g]) for g in deciding}
+        crossed = sorted((g for g in deciding if reach[g] >= threshold), key=lambda g: (g != "loudness", -reach[g]))
         top = (crossed[0] if crossed else max(deciding, key=groups.get)) if nov.full[p] else "loudness"
         frame = p
         if nov.full[p] and top == "rhythm":
             frame = refine_tempo_change(nov.onset, frame, nov.rate)
-        elif span > 0 and top != "timbre":  # 3 s windows and more: the peak of its shortest is no sharper
+        elif nov.full[p] and top == "harmony" and nov.pcs is not None:
+            frame = refine_key_change(nov.pcs, frame, nov.rate)
+        elif span > 0 and top != "timbre":
             frame = lo + int(np.argmax(nov.fine[top][lo:hi]))
         out.append((frame, float(total[p]), groups))
     return out
@@ -231,11 +238,12 @@ def _beat_period(env: np.ndarray, start: int, end: int, rate: float) -> int:
     return lo + int(np.argmax(ac[lo:hi])) if hi > lo else lo
 
 
-def refine_tempo_change(env: np.ndarray, frame: int, rate: float, span: float = 0.8, beats: int = 4) -> int:
+def refine_tempo_change(env: np.ndarray, frame: int, rate: float, span: float = 0.8, beats: int = 6) -> int:
     """The frame within ``span`` s of ``frame`` where the beat grid of the music before meets the one after.
 
     Two-window rhythm novelty peaks up to ~0.7 s off a tempo change; the change itself is the last onset
-    that fits the old period looking back and the new period looking forward.
+    that fits the old period looking back and the new period looking forward, over ``beats`` beats each way
+    (with four, a grid a beat off still fitted well enough in 2 of the 24 tempo changes of the tune half).
     """
     from scipy.ndimage import maximum_filter1d
 

@@ -101,6 +101,27 @@ def pitch_classes(y: np.ndarray, sr: int, hop: int) -> np.ndarray:
     return note_pitch_classes(*pick_notes(note_grid(y, sr, hop)))
 
 
+def refine_key_change(pcs: np.ndarray, frame: int, rate: float, span: float = 0.8, reach: float = 3.5) -> int:
+    """The frame within ``span`` s of ``frame`` that best splits the notes (:func:`note_pitch_classes`) into the
+    collection of the music before it and the one after it.
+
+    The two-window key curve peaks up to ~0.7 s off a modulation (a window holding a little of the other key
+    still fits one collection); here each side's collection is fitted on the music more than ``span`` s away,
+    and the change is where the notes stop fitting the first better than the second. Where both sides fit the
+    same collection (a change of mode on the same notes), ``frame`` is kept.
+    """
+    n = pcs.shape[1]
+    s, r = int(span * rate), int(reach * rate)
+    before = COLLECTIONS @ pcs[:, max(0, frame - r):max(0, frame - s)].sum(axis=1)
+    after = COLLECTIONS @ pcs[:, min(n, frame + s):min(n, frame + r)].sum(axis=1)
+    first, second = int(np.argmax(before)), int(np.argmax(after))
+    if first == second:
+        return frame
+    lo, hi = max(0, frame - s), min(n, frame + s + 1)
+    lead = (COLLECTIONS[first] - COLLECTIONS[second]) @ pcs[:, lo:hi]  # > 0 where a frame fits the old key better
+    return lo + int(np.argmax(np.concatenate([[0.0], np.cumsum(lead)])))  # frames before it: the old key
+
+
 def _outside(x: np.ndarray) -> np.ndarray:
     """The share of each column of ``x`` (12, n) outside its best-fitting diatonic collection."""
     x = x / (x.sum(axis=0, keepdims=True) + 1e-9)
