@@ -11,7 +11,7 @@ import pytest
 from harmonyset_hf.media import load_frames_at_fps
 from harmonyset_hf.sync import analysis as sync
 from harmonyset_hf.sync import music as sync_music
-from harmonyset_hf.sync.music_eval import score_clip, summarize_clips
+from harmonyset_hf.sync.music_eval import decoded_audio, score_clip, summarize_clips
 
 needs_fluidsynth = pytest.mark.skipif(
     shutil.which("fluidsynth") is None, reason="fluidsynth missing: run scripts/ensure_fluidsynth.sh")
@@ -198,3 +198,20 @@ def test_detector_finds_held_out_changes_and_ignores_controls(rendered):
     for clip_id in ("heldout-054", "heldout-060"):  # a crescendo; drum fills
         item = score_clip(rendered[clip_id]["plan"], rendered[clip_id]["video"])
         assert [c["code"] for c in item["cuts"]] == ["C"] * len(item["cuts"]), item
+
+
+def test_tuning_audio_from_a_video_without_sound_is_one_clear_error(tmp_path):
+    """decoded_audio (what choose_thresholds hears) names the file when it has no audio stream."""
+    import av
+
+    path = tmp_path / "silent.mp4"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
+        for i in range(10):
+            frame = av.VideoFrame.from_ndarray(np.zeros((64, 64, 3), np.uint8), format="rgb24")
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    with pytest.raises(sync_music.SyncMusicError, match="silent.mp4: no audio stream"):
+        decoded_audio(path)

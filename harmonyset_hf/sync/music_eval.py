@@ -21,7 +21,7 @@ from ..media import load_frames_at_fps
 from ..mini.render import render_item
 from ..mini.sample import plan_items
 from .analysis import SyncParams, analyze, match_events
-from .music import CHANGE_KINDS, CONTROL_KINDS, plan_set, render_clip
+from .music import CHANGE_KINDS, CONTROL_KINDS, SyncMusicError, plan_set, render_clip
 from .novelty import DECIDING, GROUPS, Novelty, novelty_curves, pick_changes
 
 
@@ -128,8 +128,10 @@ GUARD_SETS = ((24, 0), (60, 1))
 def decoded_audio(video: str | os.PathLike, params: SyncParams | None = None) -> np.ndarray:
     """The mono audio of ``video`` as :func:`harmonyset_hf.sync.analyze` hears it (decoded, resampled)."""
     p = params or SyncParams()
-    return load_frames_at_fps(video, fps=p.fps, max_side=p.max_side, audio_mode="full",
-                              sample_rate=p.sample_rate).audio.astype(np.float32)
+    clip = load_frames_at_fps(video, fps=p.fps, max_side=p.max_side, audio_mode="full", sample_rate=p.sample_rate)
+    if clip.audio is None or clip.audio.size == 0:
+        raise SyncMusicError(f"{video}: no audio stream to tune on")
+    return clip.audio.astype(np.float32)
 
 
 def mini_guard(n: int = 24, seed: int = 0, progress: bool = True) -> list[tuple[dict, Novelty]]:
