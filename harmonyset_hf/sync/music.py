@@ -235,6 +235,11 @@ def _plan_cuts(changes: list[float], controls: list[dict[str, Any]], duration: f
     return sorted(cuts, key=lambda c: c["time"])
 
 
+def set_name(half: str, draw: int = 0) -> str:
+    """The name of a draw of ``half`` (its clip ids and cache folder): the half itself, or ``<half>-d<draw>``."""
+    return f"{half}-d{draw}" if draw else half
+
+
 def plan_set(half: str, per_kind: int = 12, controls_per_kind: int = 6, draw: int = 0) -> list[dict[str, Any]]:
     """Every clip of one half: change clips (two changes each, every kind ``per_kind`` times) and control clips.
 
@@ -245,7 +250,7 @@ def plan_set(half: str, per_kind: int = 12, controls_per_kind: int = 6, draw: in
         raise SyncMusicError(f"unknown half {half!r}; expected one of {', '.join(HALVES)}")
     if draw < 0:
         raise SyncMusicError(f"draw must be 0 or more, got {draw}")
-    name = f"{half}-d{draw}" if draw else half
+    name = set_name(half, draw)
     kinds = [k for _ in range(per_kind) for k in CHANGE_KINDS]
     order = random.Random(f"sync-music:{name}:order")
     while True:  # a shuffle whose successive pairs all fit in one clip

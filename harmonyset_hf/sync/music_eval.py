@@ -21,7 +21,7 @@ from ..media import load_frames_at_fps
 from ..mini.render import render_item
 from ..mini.sample import plan_items
 from .analysis import SyncParams, analyze, match_events
-from .music import CHANGE_KINDS, CONTROL_KINDS, SyncMusicError, plan_set, render_clip
+from .music import CHANGE_KINDS, CONTROL_KINDS, SyncMusicError, plan_set, render_clip, set_name
 from .novelty import DECIDING, GROUPS, Novelty, novelty_curves, pick_changes
 
 
@@ -77,7 +77,7 @@ def evaluate_half(half: str, cache_dir: str | os.PathLike, params: SyncParams | 
     analyse it, and summarise."""
     from tqdm.auto import tqdm
 
-    name = f"{half}-d{draw}" if draw else half
+    name = set_name(half, draw)
     plans = plan_set(half, draw=draw)[:limit]
     items = []
     for plan in tqdm(plans, desc=f"sync-music {name}", unit="clip", disable=not progress):
