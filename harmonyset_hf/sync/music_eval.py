@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from ..media import load_frames_at_fps
+from ..media import load_clip
 from ..mini.render import render_item
 from ..mini.sample import plan_items
 from .analysis import SyncParams, analyze, match_events
@@ -128,7 +128,8 @@ GUARD_SETS = ((24, 0), (60, 1))
 def decoded_audio(video: str | os.PathLike, params: SyncParams | None = None) -> np.ndarray:
     """The mono audio of ``video`` as :func:`harmonyset_hf.sync.analyze` hears it (decoded, resampled)."""
     p = params or SyncParams()
-    clip = load_frames_at_fps(video, fps=p.fps, max_side=p.max_side, audio_mode="full", sample_rate=p.sample_rate)
+    # The audio comes from the same demux pass whatever frames are asked: one frame, not analyze's 15 a second.
+    clip = load_clip(video, num_frames=1, sample_rate=p.sample_rate, audio_mode="full", max_side=p.max_side)
     if clip.audio is None or clip.audio.size == 0:
         raise SyncMusicError(f"{video}: no audio stream to tune on")
     return clip.audio.astype(np.float32)
