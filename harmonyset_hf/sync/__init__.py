@@ -16,11 +16,10 @@ from .analysis import (
     detect_music,
     match_events,
 )
-from .novelty import DECIDING, GROUPS, SCALE, novelty_curves, strength
+from .novelty import GROUPS, SCALE, novelty_curves, strength
 
 __all__ = [
     "Cut",
-    "DECIDING",
     "GROUPS",
     "KeyPoint",
     "Match",

@@ -22,7 +22,7 @@ from ..mini.render import render_item
 from ..mini.sample import plan_items
 from .analysis import SyncParams, analyze, match_events
 from .music import CHANGE_KINDS, CONTROL_KINDS, SyncMusicError, plan_set, render_clip, set_name
-from .novelty import DECIDING, GROUPS, Novelty, novelty_curves, pick_changes
+from .novelty import GROUPS, Novelty, novelty_curves, pick_changes
 
 
 def score_clip(plan: dict[str, Any], video: str | os.PathLike, params: SyncParams | None = None,
@@ -114,11 +114,10 @@ def table(results: list[dict[str, Any]]) -> str:
 FACTORS = (0.8, 0.9, 1.0, 1.1, 1.2, 1.35, 1.5, 1.75, 2.0, 2.5, 3.0, 4.0)
 
 
-def _detections(nov: Novelty, bars: dict[str, float], deciding: tuple[str, ...]) -> np.ndarray:
+def _detections(nov: Novelty, bars: dict[str, float]) -> np.ndarray:
     """Change times as :func:`harmonyset_hf.sync.detect_music` finds them, for given per-group bars."""
     p = SyncParams()
-    return np.array([f / nov.rate for f, _, _ in pick_changes(nov, p.change_threshold, p.min_change_gap,
-                                                              scale=bars, deciding=deciding)])
+    return np.array([f / nov.rate for f, _, _ in pick_changes(nov, p.change_threshold, p.min_change_gap, scale=bars)])
 
 
 # HarmonySet-mini draws (items, seed) that guard the choice of bars: the demo's and a larger one.
@@ -159,14 +158,14 @@ def mini_guard(n: int = 24, seed: int = 0, progress: bool = True) -> list[tuple[
     return out
 
 
-def _tune_score(clips: list[tuple[dict, Novelty]], bars: dict[str, float], deciding: tuple[str, ...], tol: float
+def _tune_score(clips: list[tuple[dict, Novelty]], bars: dict[str, float], tol: float
                 ) -> tuple[float, dict[str, float], float]:
     """The lower of worst-kind recall and precision (both must clear the bar), plus a quarter of worst-kind recall,
     mean recall and precision (to break ties); with the recall per kind and the precision."""
     per: dict[str, list[bool]] = defaultdict(list)
     found = false = 0
     for plan, nov in clips:
-        det = _detections(nov, bars, deciding)
+        det = _detections(nov, bars)
         pairs = match_events([c["time"] for c in plan["changes"]], list(det), plan.get("tol", tol))
         hit = {p for p, _ in pairs}
         for c in plan["changes"]:
@@ -193,7 +192,6 @@ def choose_thresholds(cache_dir: str | os.PathLike, tol: float = 0.35, rounds: i
     from scipy.signal import find_peaks
     from tqdm.auto import tqdm
 
-
     p = SyncParams()
     clips = []
     for plan in tqdm(plan_set("tune"), desc="sync-music tune curves", unit="clip", disable=not progress):
@@ -203,12 +201,12 @@ def choose_thresholds(cache_dir: str | os.PathLike, tol: float = 0.35, rounds: i
 
     def score(bars: dict[str, float]) -> float:
         """The tune score, held down to the guard's precision and recall when there is a guard."""
-        value, recall, precision = _tune_score(clips, bars, DECIDING, tol)
+        value, recall, precision = _tune_score(clips, bars, tol)
         if not guarded:
             return value
-        _, g_recall, g_precision = _tune_score(guarded, bars, DECIDING, tol)
-        return min(value, g_precision + 0.25 * (min(recall.values()) + precision),
-                   g_recall["mini"] + 0.25 * (min(recall.values()) + precision))
+        _, g_recall, g_precision = _tune_score(guarded, bars, tol)
+        tie = 0.25 * (min(recall.values()) + precision)
+        return min(value, g_precision + tie, g_recall["mini"] + tie)
 
     base = {}
     for g in GROUPS:
@@ -218,9 +216,9 @@ def choose_thresholds(cache_dir: str | os.PathLike, tol: float = 0.35, rounds: i
             heights += [nov.curves[g][k] for k in peaks if nov.full[k] and
                         all(abs(k / nov.rate - c["time"]) > 1.5 for c in plan["changes"])]
         base[g] = float(np.percentile(heights, 98))
-    factors = dict.fromkeys(GROUPS, 1.0)  # a reported-only group keeps its base: it then reads as "x usual"
+    factors = dict.fromkeys(GROUPS, 1.0)
     for _ in range(rounds):
-        for g in DECIDING:
+        for g in GROUPS:
             options = [*FACTORS, np.inf]
             scores = np.array([score({h: base[h] * (f if h == g else factors[h]) for h in GROUPS}) for f in options])
             # Of factors that tie for the best score, the middle one: the bar sits mid-plateau, not on the edge
@@ -228,8 +226,8 @@ def choose_thresholds(cache_dir: str | os.PathLike, tol: float = 0.35, rounds: i
             best = np.flatnonzero(scores >= scores.max() - 1e-9)
             factors[g] = options[int(best[len(best) // 2])]
     bars = {g: base[g] * factors[g] for g in GROUPS}
-    _, recall, precision = _tune_score(clips, bars, DECIDING, tol)
+    _, recall, precision = _tune_score(clips, bars, tol)
     out = {"base": base, "factors": factors, "scale": bars, "recall": recall, "precision": precision}
     if guard:
-        _, out["guard_recall"], out["guard_precision"] = _tune_score(guarded, bars, DECIDING, tol)
+        _, out["guard_recall"], out["guard_precision"] = _tune_score(guarded, bars, tol)
     return out

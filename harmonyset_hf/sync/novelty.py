@@ -43,7 +43,6 @@ from .timbre import part_features, timbre_change
 from .windows import sides
 
 GROUPS = ("loudness", "drums", "onsets", "timbre", "harmony", "rhythm")
-DECIDING = GROUPS  # every group's curve can make a change
 WINDOWS = {"loudness": (2.0, 3.0), "drums": (1.0, 2.0, 3.0), "onsets": (1.0, 2.0, 3.0),
            "timbre": (3.0, 3.5), "harmony": (2.0, 3.5), "rhythm": (2.0, 3.0)}
 FULL_WINDOW = 3.0  # s: where windows this long fit on both sides every group counts (longer ones join later)
@@ -174,22 +173,20 @@ def novelty_curves(y: np.ndarray, sr: int, hop: int, smooth: float = SMOOTH) -> 
     return Novelty(curves, fine, full, f["onset"], rate, f["pcs"][:, :n])
 
 
-def strength(nov: Novelty, scale: dict[str, float] | None = None, deciding: tuple[str, ...] = DECIDING
-             ) -> np.ndarray:
-    """The change strength: the largest deciding curve in units of its bar; near the ends loudness alone."""
+def strength(nov: Novelty, scale: dict[str, float] | None = None) -> np.ndarray:
+    """The change strength: the largest curve in units of its bar; near the ends loudness alone."""
     scale = scale or SCALE
-    scaled = np.max([nov.curves[g] / scale[g] for g in deciding], axis=0)
+    scaled = np.max([nov.curves[g] / scale[g] for g in GROUPS], axis=0)
     return np.where(nov.full, scaled, nov.curves["loudness"] / scale["loudness"] / EDGE_FACTOR)
 
 
-def agreement(nov: Novelty, scale: dict[str, float], deciding: tuple[str, ...] = DECIDING) -> np.ndarray:
-    """How many groups move, and how far: the sum of the deciding curves in units of their bars, each capped at 2."""
-    return np.sum([np.minimum(nov.curves[g] / scale[g], 2.0) for g in deciding], axis=0)
+def agreement(nov: Novelty, scale: dict[str, float]) -> np.ndarray:
+    """How many groups move, and how far: the sum of the curves in units of their bars, each capped at 2."""
+    return np.sum([np.minimum(nov.curves[g] / scale[g], 2.0) for g in GROUPS], axis=0)
 
 
 def pick_changes(nov: Novelty, threshold: float = 1.0, min_gap: float = 2.5, scale: dict[str, float] | None = None,
-                 deciding: tuple[str, ...] = DECIDING, span: float = PLACE_SPAN
-                 ) -> list[tuple[int, float, dict[str, float]]]:
+                 span: float = PLACE_SPAN) -> list[tuple[int, float, dict[str, float]]]:
     """(frame, strength, every group's value in units of its bar) of each change: a peak of :func:`strength` of at
     least ``threshold``; of peaks closer than ``min_gap`` s the one where the groups agree most (:func:`agreement`)
     stands for all: a section change moves many features at once, the end of a crash that opened it only one.
@@ -203,8 +200,8 @@ def pick_changes(nov: Novelty, threshold: float = 1.0, min_gap: float = 2.5, sca
     from scipy.signal import find_peaks
 
     scale = scale or SCALE
-    total = strength(nov, scale, deciding)
-    rank = agreement(nov, scale, deciding)
+    total = strength(nov, scale)
+    rank = agreement(nov, scale)
     peaks, _ = find_peaks(total, height=threshold)
     gap = max(1, int(min_gap * nov.rate))
     kept: list[int] = []
@@ -215,9 +212,9 @@ def pick_changes(nov: Novelty, threshold: float = 1.0, min_gap: float = 2.5, sca
     for p in sorted(kept):
         groups = {g: float(nov.curves[g][p] / scale[g]) for g in GROUPS}
         lo, hi = max(0, p - int(span * nov.rate)), p + int(span * nov.rate) + 1
-        reach = {g: float(nov.curves[g][lo:hi].max() / scale[g]) for g in deciding}
-        crossed = sorted((g for g in deciding if reach[g] >= threshold), key=lambda g: (g != "loudness", -reach[g]))
-        top = (crossed[0] if crossed else max(deciding, key=groups.get)) if nov.full[p] else "loudness"
+        reach = {g: float(nov.curves[g][lo:hi].max() / scale[g]) for g in GROUPS}
+        crossed = sorted((g for g in GROUPS if reach[g] >= threshold), key=lambda g: (g != "loudness", -reach[g]))
+        top = (crossed[0] if crossed else max(GROUPS, key=groups.get)) if nov.full[p] else "loudness"
         frame = p
         if nov.full[p] and top == "rhythm":
             frame = refine_tempo_change(nov.onset, frame, nov.rate)
