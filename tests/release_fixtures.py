@@ -18,14 +18,15 @@ LABELS = {"music_pace": "fast", "rhythm_alignment": "precise", "content_alignmen
           "culture_elements": ["no culture element"], "cultural_relevance": "unrelated"}
 
 
-def make_clip(path: Path, seconds: float = 1.0, fps: int = 8, shade: int = 60) -> Path:
-    """A real h264+aac mp4 (64x48, a tone) written with PyAV."""
+def make_clip(path: Path, seconds: float = 1.0, fps: int = 8, shade: int = 60, sound: bool = True) -> Path:
+    """A real h264+aac mp4 (64x48, a tone; ``sound=False``: no audio stream) written with PyAV."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), "w") as out:
         video = out.add_stream("libx264", rate=fps)
         video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
-        audio = out.add_stream("aac", rate=16000)
-        audio.layout = "mono"
+        audio = out.add_stream("aac", rate=16000) if sound else None
+        if audio is not None:
+            audio.layout = "mono"
         for i in range(int(seconds * fps)):
             frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), (shade + 10 * i) % 255, np.uint8),
                                                format="rgb24")
@@ -33,6 +34,8 @@ def make_clip(path: Path, seconds: float = 1.0, fps: int = 8, shade: int = 60) -
                 out.mux(packet)
         for packet in video.encode():
             out.mux(packet)
+        if audio is None:
+            return path
         t = np.arange(int(seconds * 16000)) / 16000
         tone = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
         for start in range(0, len(tone), 1024):

@@ -107,6 +107,12 @@ def _bump(n: int, at: float, height: float, width: float = 0.3) -> np.ndarray:
     return height * np.exp(-0.5 * ((np.arange(n) / RATE - at) / width) ** 2)
 
 
+def _novelty(curves: dict[str, np.ndarray]) -> novelty.Novelty:
+    """Hand-made curves as a clip's novelty: the same curves at the shortest window, every frame in full."""
+    n = len(next(iter(curves.values())))
+    return novelty.Novelty(curves, {g: c.copy() for g, c in curves.items()}, np.ones(n, bool), np.zeros(n), RATE)
+
+
 def test_of_two_peaks_the_one_where_groups_agree_stands_for_both():
     """Loudness and harmony cross their bars together at 5 s, drums alone (higher) at 6.5 s, as a crash that
     opened the section dies away: one change, at 5 s, placed by loudness, the sharpest group that moved."""
@@ -115,7 +121,7 @@ def test_of_two_peaks_the_one_where_groups_agree_stands_for_both():
     curves["loudness"] = _bump(n, 5.0, 1.5 * novelty.SCALE["loudness"])
     curves["harmony"] = _bump(n, 5.2, 1.5 * novelty.SCALE["harmony"])
     curves["drums"] = _bump(n, 6.5, 3.0 * novelty.SCALE["drums"])
-    nov = novelty.Novelty(curves, {g: c.copy() for g, c in curves.items()}, np.ones(n, bool), np.zeros(n), RATE)
+    nov = _novelty(curves)
     picked = novelty.pick_changes(nov, SyncParams().change_threshold, SyncParams().min_change_gap)
     assert len(picked) == 1
     frame, strength, groups = picked[0]
@@ -159,10 +165,10 @@ def test_the_group_that_moved_most_places_a_change_when_loudness_did_not():
     curves = {g: np.zeros(n) for g in novelty.GROUPS}
     curves["onsets"] = _bump(n, 5.0, 2.5 * novelty.SCALE["onsets"], width=0.2)
     curves["drums"] = _bump(n, 5.3, 1.2 * novelty.SCALE["drums"], width=0.6)
-    nov = novelty.Novelty(curves, {g: c.copy() for g, c in curves.items()}, np.ones(n, bool), np.zeros(n), RATE)
+    nov = _novelty(curves)
     picked = novelty.pick_changes(nov, 1.0, 2.5)
     assert len(picked) == 1 and abs(picked[0][0] / RATE - 5.0) <= 1 / RATE
     curves["loudness"] = _bump(n, 4.8, 1.1 * novelty.SCALE["loudness"], width=0.2)
-    nov = novelty.Novelty(curves, {g: c.copy() for g, c in curves.items()}, np.ones(n, bool), np.zeros(n), RATE)
+    nov = _novelty(curves)
     picked = novelty.pick_changes(nov, 1.0, 2.5)
     assert len(picked) == 1 and abs(picked[0][0] / RATE - 4.8) <= 1 / RATE

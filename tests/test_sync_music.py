@@ -7,6 +7,7 @@ from importlib.metadata import PackageNotFoundError, files
 
 import numpy as np
 import pytest
+from release_fixtures import make_clip
 
 from harmonyset_hf.media import load_frames_at_fps
 from harmonyset_hf.sync import analysis as sync
@@ -91,6 +92,12 @@ def rendered(tmp_path_factory):
     return {p["id"]: sync_music.render_clip(p, out) for p in sync_music.plan_set("heldout") if p["id"] in wanted}
 
 
+@pytest.fixture(scope="module")
+def scored(rendered):
+    """Each rendered clip scored once (score_clip runs the whole analysis on the mp4)."""
+    return {clip_id: score_clip(clip["plan"], clip["video"]) for clip_id, clip in rendered.items()}
+
+
 def _section_db(y: np.ndarray, sec: dict) -> float:
     sr = sync_music.SAMPLE_RATE
     seg = y[int((sec["start"] + 0.5) * sr):int((sec["end"] - 0.5) * sr)]
@@ -124,11 +131,11 @@ def test_rendered_music_changes_as_planned(rendered):
 
 
 @needs_fluidsynth
-def test_scoring_a_rendered_clip(rendered):
+def test_scoring_a_rendered_clip(rendered, scored):
     """score_clip runs the real analysis on the mp4: its cuts are found, each planted change is found or not,
     every detection is a match or a false one, and the codes are those analyze gives for the cut times."""
     clip = rendered["heldout-008"]
-    item = score_clip(clip["plan"], clip["video"])
+    item = scored["heldout-008"]
     a = sync.analyze(clip["video"])
     planted = [c["time"] for c in clip["plan"]["cuts"]]
     assert len(a.cuts) == len(planted)  # a shot starts on the first frame at or after its cut: <= 1 frame late
@@ -136,7 +143,7 @@ def test_scoring_a_rendered_clip(rendered):
     found = [c["found"] for c in item["changes"]]
     assert item["false"] == len(item["detected"]) - sum(found) >= 0
     assert [c["truth"] for c in item["cuts"]] == [c["code"] for c in clip["plan"]["cuts"]]
-    summary = summarize_clips([score_clip(c["plan"], c["video"]) for c in rendered.values()])
+    summary = summarize_clips(list(scored.values()))
     assert summary["clips"] == len(rendered) and 0.0 <= summary["code_accuracy"] <= 1.0
     assert set(summary["controls_coded_c"]) == {"crescendo", "fill"}
 
@@ -186,32 +193,21 @@ def test_cuts_on_real_footage_bikes(fps):
 
 
 @needs_fluidsynth
-def test_detector_finds_held_out_changes_and_ignores_controls(rendered):
+def test_detector_finds_held_out_changes_and_ignores_controls(scored):
     """On held-out clips (bars were chosen on the tune half): quieter sections count as much as louder ones,
     drums coming in and dropping out, a slower tempo and a key change are each found within 0.35 s, so their
     cuts get the planted A/B/C codes; the cuts on a crescendo and on drum fills are coded C."""
     for clip_id in ("heldout-008", "heldout-016", "heldout-020"):
-        clip = rendered[clip_id]
-        item = score_clip(clip["plan"], clip["video"])
+        item = scored[clip_id]
         assert item["changes"] and all(c["found"] for c in item["changes"]), (clip_id, item)
         assert item["false"] == 0 and [c["code"] for c in item["cuts"]] == [c["truth"] for c in item["cuts"]], item
     for clip_id in ("heldout-054", "heldout-060"):  # a crescendo; drum fills
-        item = score_clip(rendered[clip_id]["plan"], rendered[clip_id]["video"])
+        item = scored[clip_id]
         assert [c["code"] for c in item["cuts"]] == ["C"] * len(item["cuts"]), item
 
 
 def test_tuning_audio_from_a_video_without_sound_is_one_clear_error(tmp_path):
     """decoded_audio (what choose_thresholds hears) names the file when it has no audio stream."""
-    import av
-
-    path = tmp_path / "silent.mp4"
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=10)
-        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
-        for i in range(10):
-            frame = av.VideoFrame.from_ndarray(np.zeros((64, 64, 3), np.uint8), format="rgb24")
-            frame.pts = i
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode())
+    path = make_clip(tmp_path / "silent.mp4", sound=False)
     with pytest.raises(sync_music.SyncMusicError, match="silent.mp4: no audio stream"):
         decoded_audio(path)
