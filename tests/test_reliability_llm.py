@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import subprocess
@@ -16,6 +17,7 @@ from raw_http_server import RawServer, Reply, chat_completion
 
 from harmonyset_hf.judge import LLMJudge
 from harmonyset_hf.llm import LLMClient
+from harmonyset_hf.llm.client import TORN_LOCK_S
 from harmonyset_hf.schema import ASPECTS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -182,3 +184,50 @@ def test_a_stale_lock_is_taken_over(tmp_path):
             start = time.monotonic()
             assert client.complete("hello") == "echo: hello"
             assert time.monotonic() - start < 3 and not lock.exists()
+
+
+def test_an_unreadable_lock_is_waited_on_for_seconds_not_the_deadline(tmp_path, caplog):
+    """An empty lock (a process killed between creating and writing it) holds a call up for TORN_LOCK_S at most.
+
+    Before, it was judged by age against the deadline (300 s), and a resumed `eval oe` hung on it.
+    """
+    with FakeOpenAIServer() as server:
+        with _client(server, tmp_path) as client:
+            lock = client.lock_path(client.cache_key("hello"))
+            lock.parent.mkdir(parents=True)
+            lock.write_text("")
+            start = time.monotonic()
+            assert client.complete("hello") == "echo: hello"
+            assert TORN_LOCK_S - 0.5 < time.monotonic() - start < TORN_LOCK_S + 3 and not lock.exists()
+    assert "taking over the stale lock" in caplog.text
+
+
+@pytest.mark.parametrize("links", [True, False], ids=["hard-links", "no-hard-links"])
+def test_a_lock_is_whole_whenever_it_is_seen(tmp_path, monkeypatch, links):
+    """Read while a call is in flight, the lock always parses (with hard links; without them it is created
+    exclusively and then written, so a read may fall between the two); no temp file is left behind."""
+    if not links:
+        def no_links(*_a, **_k):
+            raise OSError(errno.EPERM, "hard links not supported")
+
+        monkeypatch.setattr(os, "link", no_links)
+    with FakeOpenAIServer(latency=0.5) as server:
+        with _client(server, tmp_path) as client:
+            lock = client.lock_path(client.cache_key("hello"))
+            done = threading.Event()
+            thread = threading.Thread(target=lambda: (client.complete("hello"), done.set()))
+            thread.start()
+            seen = []
+            while not done.is_set():
+                try:
+                    seen.append(json.loads(lock.read_text()))
+                except FileNotFoundError:
+                    pass
+                except ValueError:
+                    if links:
+                        raise
+                time.sleep(0.005)
+            thread.join(10)
+            assert server.total_served == 1
+    assert seen and all(rec["pid"] == os.getpid() for rec in seen)
+    assert not [p for p in (tmp_path / "cache").rglob("*") if p.is_file() and p.suffix != ".json"]

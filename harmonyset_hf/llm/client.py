@@ -18,8 +18,8 @@ reply without content (no ``choices``, ``content: null`` or empty) is a failure,
 a reply is kept to at most :data:`MAX_REPLY_CHARS` characters; each cache entry carries a
 checksum of its request and reply (an entry changed by hand is asked again, with a warning);
 and a per-request lock file lets two processes sharing a cache pay for a request once (the
-second waits, bounded by ``deadline``; a lock whose process is gone, or older than the
-deadline, is taken over).
+second waits, bounded by ``deadline``; a lock appears whole or not at all, and one whose process
+is gone, one older than the deadline or one left unreadable for :data:`TORN_LOCK_S` is taken over).
 """
 
 from __future__ import annotations
@@ -55,6 +55,9 @@ DEFAULT_TIMEOUT = 120.0  # seconds per attempt
 DEFAULT_DEADLINE = 300.0  # seconds per call, all attempts and waits included: a few minutes
 MAX_REPLY_CHARS = 262_144  # a judge reply is a few bytes, an annotation a few KB: more is kept cut, with a warning
 LOCK_POLL_S = (0.05, 0.5)  # first and longest poll interval while another process holds a request's lock
+# A lock is written in microseconds after it is created; one still unreadable after this long was left by a
+# process killed in between (or by a filesystem without hard links), so it is stale, not held.
+TORN_LOCK_S = 5.0
 
 
 class LLMError(HarmonySetError):
@@ -550,16 +553,37 @@ class LLMClient:
     def _try_lock(self, key: str) -> bool | None:
         """True when this call now owns the lock, False when another holds it, None when locking is impossible."""
         path = self.lock_path(key)
+        record = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "time": time.time()})
+        # The record is written to a private file first and then linked into place, so the lock appears whole or
+        # not at all: a process killed half-way never leaves an empty lock that others would wait on.
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        except FileExistsError:
-            return False
+            tmp.write_text(record, encoding="utf-8")
         except OSError as err:  # a read-only cache: go on without the lock rather than fail the call
             log.debug("cannot lock %s: %s", path, err)
             return None
+        try:
+            os.link(tmp, path)
+            return True
+        except FileExistsError:
+            return False
+        except OSError:  # no hard links here (some network or FUSE filesystems): exclusive create, then write
+            return self._create_lock(path, record)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    @staticmethod
+    def _create_lock(path: Path, record: str) -> bool | None:
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            return False
+        except OSError as err:
+            log.debug("cannot lock %s: %s", path, err)
+            return None
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "time": time.time()}))
+            fh.write(record)
         return True
 
     def _lock_is_stale(self, key: str) -> bool:
@@ -572,7 +596,7 @@ class LLMClient:
             return False
         except (OSError, ValueError, KeyError, TypeError):  # torn or foreign: judge by the file's age
             try:
-                age, info = time.time() - path.stat().st_mtime, {}
+                return time.time() - path.stat().st_mtime > TORN_LOCK_S
             except OSError:
                 return False
         if info.get("host") == socket.gethostname() and isinstance(info.get("pid"), int):
