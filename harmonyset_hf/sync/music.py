@@ -397,31 +397,37 @@ def find_soundfont() -> Path:
                          "run scripts/ensure_fluidsynth.sh, or set HARMONYSET_SOUNDFONT)")
 
 
-def render_audio(plan: dict[str, Any], sample_rate: int = SAMPLE_RATE, timeout: float = 120.0) -> np.ndarray:
-    """Mono float32 audio of the clip, rendered by FluidSynth from its MIDI (cut to the planned duration)."""
+def render_midi(midi: str | os.PathLike, name: str, sample_rate: int = SAMPLE_RATE, timeout: float = 120.0
+                ) -> np.ndarray:
+    """Mono float32 audio of a MIDI file, rendered by FluidSynth (``name`` labels errors)."""
     exe = shutil.which("fluidsynth")
     if exe is None:
         raise SyncMusicError("fluidsynth is not installed (run scripts/ensure_fluidsynth.sh, "
                              "or apt-get install fluidsynth)")
     font = find_soundfont()
     with tempfile.TemporaryDirectory(prefix="sync-music-") as tmp:
-        mid = write_midi(plan, Path(tmp) / "clip.mid")
         wav = Path(tmp) / "clip.wav"
         cmd = [exe, "-ni", "-q", "-g", "0.5", "-r", str(sample_rate), "-O", "s16", "-T", "wav", "-F", str(wav),
-               str(font), str(mid)]
+               str(font), str(midi)]
         try:
             done = subprocess.run(cmd, capture_output=True, timeout=timeout, check=False)
         except subprocess.TimeoutExpired as err:
-            raise SyncMusicError(f"{plan['id']}: fluidsynth took over {timeout:.0f} s") from err
+            raise SyncMusicError(f"{name}: fluidsynth took over {timeout:.0f} s") from err
         if done.returncode != 0 or not wav.exists():
             tail = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
-            raise SyncMusicError(f"{plan['id']}: fluidsynth failed ({tail[0]})")
+            raise SyncMusicError(f"{name}: fluidsynth failed ({tail[0]})")
         with wave.open(str(wav), "rb") as fh:
             channels, rate = fh.getnchannels(), fh.getframerate()
             data = np.frombuffer(fh.readframes(fh.getnframes()), dtype="<i2")
     if rate != sample_rate:
-        raise SyncMusicError(f"{plan['id']}: fluidsynth wrote {rate} Hz, asked {sample_rate}")
-    y = data.reshape(-1, channels).mean(axis=1).astype(np.float32) / 32768.0
+        raise SyncMusicError(f"{name}: fluidsynth wrote {rate} Hz, asked {sample_rate}")
+    return data.reshape(-1, channels).mean(axis=1).astype(np.float32) / 32768.0
+
+
+def render_audio(plan: dict[str, Any], sample_rate: int = SAMPLE_RATE, timeout: float = 120.0) -> np.ndarray:
+    """Mono float32 audio of the clip, rendered by FluidSynth from its MIDI (cut to the planned duration)."""
+    with tempfile.TemporaryDirectory(prefix="sync-music-") as tmp:
+        y = render_midi(write_midi(plan, Path(tmp) / "clip.mid"), plan["id"], sample_rate, timeout)
     n = int(round(plan["duration"] * sample_rate))
     return np.pad(y[:n], (0, max(0, n - y.size)))
 
