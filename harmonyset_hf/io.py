@@ -166,6 +166,19 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
+def process_start(pid: int) -> int | None:
+    """When process ``pid`` started (clock ticks since boot, from /proc), or None where that cannot be read.
+
+    A pid and its start time name one process: a pid recorded in a lock that now starts at another time was
+    reused by a new process, and the lock's holder is gone.
+    """
+    try:
+        stat = Path(f"/proc/{int(pid)}/stat").read_text(encoding="ascii", errors="replace")
+        return int(stat[stat.rindex(")") + 2:].split()[19])  # field 22; the name in parentheses may hold spaces
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def write_jsonl(path: str | os.PathLike, records: Iterable[dict]) -> Path:
     """Atomically write a whole JSON Lines file."""
     return atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))

@@ -15,6 +15,7 @@ import pytest
 from openai_server import FakeOpenAIServer, judge_reply
 from raw_http_server import RawServer, Reply, chat_completion
 
+from harmonyset_hf.io import process_start
 from harmonyset_hf.judge import LLMJudge
 from harmonyset_hf.llm import LLMClient
 from harmonyset_hf.llm.client import TORN_LOCK_S
@@ -185,6 +186,20 @@ def test_a_stale_lock_is_taken_over(tmp_path):
             assert client.complete("hello") == "echo: hello"
             assert time.monotonic() - start < 3 and not lock.exists()
 
+
+@pytest.mark.skipif(process_start(os.getpid()) is None, reason="no /proc: process start times cannot be read")
+def test_a_lock_whose_pid_was_reused_is_taken_over(tmp_path):
+    """A killed run's lock whose pid now names another process (here: this one, started at another time) does
+    not make the next run wait; a lock of a live process with its own start time is still held (see above)."""
+    with FakeOpenAIServer() as server:
+        with _client(server, tmp_path) as client:
+            lock = client.lock_path(client.cache_key("hello"))
+            lock.parent.mkdir(parents=True)
+            lock.write_text(json.dumps({"pid": os.getpid(), "started": process_start(os.getpid()) - 1,
+                                        "host": os.uname().nodename, "time": time.time()}))
+            start = time.monotonic()
+            assert client.complete("hello") == "echo: hello"
+            assert time.monotonic() - start < 3 and not lock.exists()
 
 def test_an_unreadable_lock_is_waited_on_for_seconds_not_the_deadline(tmp_path, caplog):
     """An empty lock (a process killed between creating and writing it) holds a call up for TORN_LOCK_S at most.

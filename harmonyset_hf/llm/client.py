@@ -19,7 +19,8 @@ a reply is kept to at most :data:`MAX_REPLY_CHARS` characters; each cache entry 
 checksum of its request and reply (an entry changed by hand is asked again, with a warning);
 and a per-request lock file lets two processes sharing a cache pay for a request once (the
 second waits, bounded by ``deadline``; a lock appears whole or not at all, and one whose process
-is gone, one older than the deadline or one left unreadable for :data:`TORN_LOCK_S` is taken over).
+is gone (its pid no longer exists, or now names a process that started at another time), one older than
+the deadline or one left unreadable for :data:`TORN_LOCK_S` is taken over).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import ConfigError, HarmonySetError
-from ..io import mask_secrets, pid_alive, register_secret
+from ..io import mask_secrets, pid_alive, process_start, register_secret
 
 log = logging.getLogger(__name__)
 
@@ -553,7 +554,8 @@ class LLMClient:
     def _try_lock(self, key: str) -> bool | None:
         """True when this call now owns the lock, False when another holds it, None when locking is impossible."""
         path = self.lock_path(key)
-        record = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "time": time.time()})
+        record = json.dumps({"pid": os.getpid(), "started": process_start(os.getpid()), "host": socket.gethostname(),
+                             "time": time.time()})
         # The record is written to a private file first and then linked into place, so the lock appears whole or
         # not at all: a process killed half-way never leaves an empty lock that others would wait on.
         tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
@@ -602,6 +604,9 @@ class LLMClient:
         if info.get("host") == socket.gethostname() and isinstance(info.get("pid"), int):
             if not pid_alive(info["pid"]):
                 return True
+            started = info.get("started")
+            if isinstance(started, int) and process_start(info["pid"]) not in (None, started):
+                return True  # the pid now names another process (reused; sandboxes may hand out freed pids at once)
         return age > self.deadline + 30
 
     async def _lock_request(self, key: str) -> bool:
