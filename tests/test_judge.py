@@ -252,7 +252,8 @@ def test_items_without_response_or_reference_fail_without_a_call(server, make):
 
 
 _CHILD = textwrap.dedent("""
-    import json, sys
+    import faulthandler, json, sys
+    faulthandler.dump_traceback_later(90, exit=True)  # a hang prints where every thread waits, then exits
     from harmonyset_hf.judge import LLMJudge
     base_url, cache_dir, items_path, out_path = sys.argv[1:5]
     items = json.loads(open(items_path).read())
@@ -267,6 +268,15 @@ def _child(server, cache_dir: Path, items_path: Path, out_path: Path) -> subproc
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.Popen([sys.executable, "-c", _CHILD, server.base_url, str(cache_dir), str(items_path),
                              str(out_path), SECRET], env=env, stderr=subprocess.PIPE, text=True)
+
+
+def _finish(proc: subprocess.Popen) -> int:
+    """The child's exit code; one past its own 90 s watchdog is killed, so its stderr (the stacks) can be read."""
+    try:
+        return proc.wait(120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()
 
 
 @pytest.mark.slow
@@ -292,7 +302,7 @@ def test_sigkill_midway_then_resume_scores_each_item_once(server, tmp_path):
     served_before = dict(server.stats.served)
 
     proc = _child(server, cache, items_path, tmp_path / "resumed.json")
-    assert proc.wait(120) == 0, proc.stderr.read()
+    assert _finish(proc) == 0, proc.stderr.read()
     resumed = json.loads((tmp_path / "resumed.json").read_text())
 
     probe = LLMJudge(model="judge-model", base_url=server.base_url, api_key=SECRET, cache_dir=cache)
@@ -311,7 +321,7 @@ def test_sigkill_midway_then_resume_scores_each_item_once(server, tmp_path):
 
     server.inject("reply", text="8,7", match="item77\n")
     proc = _child(server, tmp_path / "fresh_cache", items_path, tmp_path / "straight.json")
-    assert proc.wait(120) == 0, proc.stderr.read()
+    assert _finish(proc) == 0, proc.stderr.read()
     straight = json.loads((tmp_path / "straight.json").read_text())
     assert [r["scores"] for r in resumed] == [r["scores"] for r in straight]
     assert [r["scores"] for r in straight] == [expected(it) for it in items]
