@@ -215,27 +215,16 @@ def test_tuning_audio_from_a_video_without_sound_is_one_clear_error(tmp_path):
 
 def _gm_chords(programs: tuple[int, int], tmp_path) -> np.ndarray:
     """8 s of 1 s triads per program (registers jumping bar by bar), rendered with the evaluation soundfont."""
-    import mido
-
-    steps = (0, 2, 4, 5, 7, 9, 11)
+    steps = sync_music.SCALES["major"]
     events = []
     for half, program in enumerate(programs):
-        events.append((8.0 * half, 1, mido.Message("program_change", program=program)))
+        events.append((8.0 * half, 1, [0xC0, program]))
         for i, (degree, octave) in enumerate(zip([0, 5, 3, 4] * 2, [48, 60, 72, 60] * 2)):
             for k in (0, 2, 4):
                 pitch = octave + steps[(degree + k) % 7] + 12 * ((degree + k) // 7)
-                events.append((8.0 * half + i, 2, mido.Message("note_on", note=pitch, velocity=90)))
-                events.append((8.0 * half + i + 0.95, 0, mido.Message("note_off", note=pitch, velocity=0)))
-    mid = mido.MidiFile(type=0, ticks_per_beat=sync_music.TICKS // 2)
-    track = mido.MidiTrack()
-    mid.tracks.append(track)
-    last = 0
-    for t, _, msg in sorted(events, key=lambda e: (e[0], e[1])):
-        tick = int(round(t * sync_music.TICKS))
-        track.append(msg.copy(time=tick - last))
-        last = tick
-    path = tmp_path / f"{programs[0]}-{programs[1]}.mid"
-    mid.save(str(path))
+                events.append((8.0 * half + i, 2, [0x90, pitch, 90]))
+                events.append((8.0 * half + i + 0.95, 0, [0x80, pitch, 0]))
+    path = sync_music.write_events(events, tmp_path / f"{programs[0]}-{programs[1]}.mid")
     return sync_music.render_midi(path, path.name)[:16 * sync_music.SAMPLE_RATE]
 
 

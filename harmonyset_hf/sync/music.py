@@ -362,11 +362,11 @@ def _events(plan: dict[str, Any]) -> list[tuple[float, int, list[int]]]:
                         note(t, beat / 4, 9, drum, _velocity(level(t), acc + rng.uniform(-2, 1)))
             if (b == 0 and crash_next) or (fills.get(round(t0, 4)) or {}).get("crash"):
                 note(t0, beat, 9, CRASH, _velocity(level(t0), 1.0))
-    return sorted(ev, key=lambda e: (e[0], e[1]))
+    return ev
 
 
-def write_midi(plan: dict[str, Any], path: str | os.PathLike) -> Path:
-    """The clip's MIDI file (type 0, constant 120 bpm: the music's own tempo is in the note timing)."""
+def write_events(events: list[tuple[float, int, list[int]]], path: str | os.PathLike) -> Path:
+    """A type-0 MIDI file of (seconds, order, MIDI bytes) events (constant 120 bpm: tempo lives in the timing)."""
     import mido
 
     mid = mido.MidiFile(type=0, ticks_per_beat=TICKS // 2)
@@ -374,7 +374,7 @@ def write_midi(plan: dict[str, Any], path: str | os.PathLike) -> Path:
     mid.tracks.append(track)
     track.append(mido.MetaMessage("set_tempo", tempo=500000, time=0))
     last = 0
-    for t, _, data in _events(plan):
+    for t, _, data in sorted(events, key=lambda e: (e[0], e[1])):
         tick = int(round(t * TICKS))
         track.append(mido.Message.from_bytes(data, time=tick - last))
         last = tick
@@ -382,6 +382,11 @@ def write_midi(plan: dict[str, Any], path: str | os.PathLike) -> Path:
     path = Path(path)
     mid.save(str(path))
     return path
+
+
+def write_midi(plan: dict[str, Any], path: str | os.PathLike) -> Path:
+    """The clip's MIDI file (:func:`write_events` of its notes, drums and program changes)."""
+    return write_events(_events(plan), path)
 
 
 # --------------------------------------------------------------------------------------------
