@@ -174,32 +174,35 @@ def test_two_runs_sharing_a_cache_pay_once(tmp_path):
     assert not list((tmp_path / "cache").rglob("*.lock"))  # every lock released
 
 
-def test_a_stale_lock_is_taken_over(tmp_path):
-    """A lock left by a killed process (its pid is gone) does not make the next run wait."""
+def _plant_lock(client: LLMClient, text: str) -> Path:
+    """Leave the lock of the request "hello" with ``text`` in it, as a killed run would."""
+    lock = client.lock_path(client.cache_key("hello"))
+    lock.parent.mkdir(parents=True)
+    lock.write_text(text)
+    return lock
+
+
+def _dead_pid() -> int:
     proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    return int(proc.stdout)
+
+
+@pytest.mark.parametrize("holder", ["gone", "pid-reused"])
+def test_a_stale_lock_is_taken_over(tmp_path, holder):
+    """A lock left by a killed process does not make the next run wait: its pid is gone, or it now names another
+    process (here this one, with another start time). A live holder with its own start time is waited on (the
+    two-runs test above)."""
+    if holder == "pid-reused" and process_start(os.getpid()) is None:
+        pytest.skip("no /proc: process start times cannot be read")
+    pid, started = (_dead_pid(), None) if holder == "gone" else (os.getpid(), process_start(os.getpid()) - 1)
     with FakeOpenAIServer() as server:
         with _client(server, tmp_path) as client:
-            lock = client.lock_path(client.cache_key("hello"))
-            lock.parent.mkdir(parents=True)
-            lock.write_text(json.dumps({"pid": int(proc.stdout), "host": os.uname().nodename, "time": time.time()}))
+            lock = _plant_lock(client, json.dumps({"pid": pid, "started": started, "host": os.uname().nodename,
+                                                   "time": time.time()}))
             start = time.monotonic()
             assert client.complete("hello") == "echo: hello"
             assert time.monotonic() - start < 3 and not lock.exists()
 
-
-@pytest.mark.skipif(process_start(os.getpid()) is None, reason="no /proc: process start times cannot be read")
-def test_a_lock_whose_pid_was_reused_is_taken_over(tmp_path):
-    """A killed run's lock whose pid now names another process (here: this one, started at another time) does
-    not make the next run wait; a lock of a live process with its own start time is still held (see above)."""
-    with FakeOpenAIServer() as server:
-        with _client(server, tmp_path) as client:
-            lock = client.lock_path(client.cache_key("hello"))
-            lock.parent.mkdir(parents=True)
-            lock.write_text(json.dumps({"pid": os.getpid(), "started": process_start(os.getpid()) - 1,
-                                        "host": os.uname().nodename, "time": time.time()}))
-            start = time.monotonic()
-            assert client.complete("hello") == "echo: hello"
-            assert time.monotonic() - start < 3 and not lock.exists()
 
 def test_an_unreadable_lock_is_waited_on_for_seconds_not_the_deadline(tmp_path, caplog):
     """An empty lock (a process killed between creating and writing it) holds a call up for TORN_LOCK_S at most.
@@ -208,9 +211,7 @@ def test_an_unreadable_lock_is_waited_on_for_seconds_not_the_deadline(tmp_path, 
     """
     with FakeOpenAIServer() as server:
         with _client(server, tmp_path) as client:
-            lock = client.lock_path(client.cache_key("hello"))
-            lock.parent.mkdir(parents=True)
-            lock.write_text("")
+            lock = _plant_lock(client, "")
             start = time.monotonic()
             assert client.complete("hello") == "echo: hello"
             assert TORN_LOCK_S - 0.5 < time.monotonic() - start < TORN_LOCK_S + 3 and not lock.exists()
