@@ -554,6 +554,8 @@ class LLMClient:
     def _try_lock(self, key: str) -> bool | None:
         """True when this call now owns the lock, False when another holds it, None when locking is impossible."""
         path = self.lock_path(key)
+        if path.exists():  # held: a waiter polling here should not write and remove a temp file each time
+            return False
         record = json.dumps({"pid": os.getpid(), "started": process_start(os.getpid()), "host": socket.gethostname(),
                              "time": time.time()})
         # The record is written to a private file first and then linked into place, so the lock appears whole or
