@@ -402,14 +402,17 @@ def find_soundfont() -> Path:
                          "run scripts/ensure_fluidsynth.sh, or set HARMONYSET_SOUNDFONT)")
 
 
-def render_midi(midi: str | os.PathLike, name: str, sample_rate: int = SAMPLE_RATE, timeout: float = 120.0
-                ) -> np.ndarray:
-    """Mono float32 audio of a MIDI file, rendered by FluidSynth (``name`` labels errors)."""
+def render_midi(midi: str | os.PathLike, name: str, sample_rate: int = SAMPLE_RATE, timeout: float = 120.0,
+                soundfont: str | os.PathLike | None = None) -> np.ndarray:
+    """Mono float32 audio of a MIDI file, rendered by FluidSynth (``name`` labels errors) with ``soundfont``
+    (default :func:`find_soundfont`, the evaluation set's)."""
     exe = shutil.which("fluidsynth")
     if exe is None:
         raise SyncMusicError("fluidsynth is not installed (run scripts/ensure_fluidsynth.sh, "
                              "or apt-get install fluidsynth)")
-    font = find_soundfont()
+    font = Path(soundfont) if soundfont is not None else find_soundfont()
+    if not font.is_file():
+        raise SyncMusicError(f"{name}: no soundfont at {font}")
     with tempfile.TemporaryDirectory(prefix="sync-music-") as tmp:
         wav = Path(tmp) / "clip.wav"
         cmd = [exe, "-ni", "-q", "-g", "0.5", "-r", str(sample_rate), "-O", "s16", "-T", "wav", "-F", str(wav),
