@@ -42,8 +42,9 @@ setup(
     ],
     packages=find_packages(include=["harmonyset_hf", "harmonyset_hf.*"]),
     # Everything the code reads at run time, read with importlib.resources: the paper's prompts,
-    # the dataset card template, the AudioSet label list, and the lm-eval / lmms-eval task folders.
-    package_data={"harmonyset_hf": ["prompts/*", "data/*.md", "**/*.csv", "harness/task_configs/**/*"]},
+    # the dataset card template, the AudioSet label list, the lm-eval / lmms-eval task folders and the
+    # weights of the sync detector's instrument network.
+    package_data={"harmonyset_hf": ["prompts/*", "data/*.md", "**/*.csv", "harness/task_configs/**/*", "sync/*.npz"]},
     include_package_data=False,
     exclude_package_data={"": ["*.pyc", "__pycache__/*"]},
     install_requires=[
