@@ -16,6 +16,8 @@ Two windows are compared at each frame (the mean difference in units of the pool
 
 Each part is in units of :data:`UNITS`, its 98th percentile of peaks inside sections on the tune half of the
 General MIDI set (:mod:`.music`); the curve is ``min(envelope, max(broad, brightness, shape))``.
+:func:`instrument_change` measures the same two-window distance on the embedding of :mod:`.instrument`;
+:mod:`.novelty` averages the two.
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ from .windows import spread_distance
 
 # Each part's 98th percentile of peaks more than 1.5 s from any change (windows of 3 and 3.5 s, smoothed 0.1 s) on
 # the tune half of the General MIDI set: the parts are compared in these units.
-UNITS = {"envelope": 0.5336, "broad": 0.2367, "brightness": 0.8959, "shape": 0.7909}
+# "instrument": the same on the instrument network's embedding (peaks at least 0.7 s apart where every group
+# counts), measured with the network shipped in harmonyset_hf/sync/instrument_net.npz.
+UNITS = {"envelope": 0.5336, "broad": 0.2367, "brightness": 0.8959, "shape": 0.7909, "instrument": 2.0632}
 
 
 def descriptors(power: np.ndarray, harmonic: np.ndarray, sr: int) -> np.ndarray:
@@ -105,3 +109,9 @@ def timbre_change(parts: dict[str, tuple[np.ndarray, np.ndarray | None]], half: 
     """min(envelope, max(broad, brightness, shape)) with windows of ``half`` frames, each part in :data:`UNITS`."""
     z = {k: spread_distance(m, half, w) / UNITS[k] for k, (m, w) in parts.items()}
     return np.minimum(z["envelope"], np.maximum(np.maximum(z["broad"], z["brightness"]), z["shape"]))
+
+
+def instrument_change(embedding: np.ndarray, half: int) -> np.ndarray:
+    """The distance of the instrument network's embedding (:mod:`.instrument`) between windows of ``half``
+    frames, in :data:`UNITS`."""
+    return spread_distance(embedding, half) / UNITS["instrument"]
