@@ -136,6 +136,12 @@ def main(argv: list[str] | None = None) -> int:
         assert mc["overall"]["accuracy"] is not None, mc["overall"]
         assert any((work / "report").iterdir()), "empty report"
 
+    def sync() -> None:
+        # The instrument network is package data: a wheel without it fails here, not on a user's first video.
+        video = next((mini / "videos").glob("*.mp4"))
+        report = json.loads(hs("sync", video, "--json"))
+        assert report["music_changes"], f"no musical change found in {video.name}"
+
     def lm_eval() -> None:
         out = work / "lm-eval"
         # No --include_path: harmonyset-lm-eval adds the installed task folder by itself.
@@ -159,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         if step("sample + build (outside the checkout)", sample_and_build):
             step("load_dataset instruct/oe/mc", load)
             step("predict, eval mc/oe (embedding judge), report", predict_eval_report)
+            step("sync on a mini video (packaged instrument network)", sync)
             step("lm-eval harmonyset_mc (packaged tasks)", lm_eval)
             step("lmms-eval harmonyset_mc (packaged tasks)", lmms_eval)
     passed = sum(ok for _, ok, _ in results)
@@ -166,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.keep:
         shutil.rmtree(root, ignore_errors=True)
     print(f"clean-room: {passed} passed, {failed} failed")
-    return 0 if failed == 0 and passed == 7 else 1
+    return 0 if failed == 0 and passed == 8 else 1
 
 
 if __name__ == "__main__":
