@@ -51,10 +51,10 @@ WINDOWS = {"loudness": (2.0, 3.0), "drums": (1.0, 2.0, 3.0), "onsets": (1.0, 2.0
            "timbre": (3.0, 3.5), "harmony": (2.0, 3.5), "rhythm": (2.0, 3.0)}
 FULL_WINDOW = 3.0  # s: where windows this long fit on both sides every group counts (longer ones join later)
 # Each curve's height that makes a change (strength 1), chosen by sync.music_eval.choose_thresholds on the tune
-# half of sync.music, HarmonySet-mini's music (84 items, decoded from their mp4s) as a guard (`python
+# half of sync.music, HarmonySet-mini's music (264 items, decoded from their mp4s) as a guard (`python
 # benchmarks/sync.py --tune` prints these): the 98th percentile of the curve's peaks more than 1.5 s from any
 # change, times a factor from a coordinate search.
-SCALE = {"loudness": 3.521, "drums": 7.237, "onsets": 0.395, "timbre": 1.025, "harmony": 0.029, "rhythm": 0.459}
+SCALE = {"loudness": 3.521, "drums": 8.443, "onsets": 0.902, "timbre": 1.025, "harmony": 0.029, "rhythm": 0.401}
 EDGE_FACTOR = 1.5
 SMOOTH = 0.1      # s: the Gaussian that smooths each curve before peaks are picked
 PLACE_SPAN = 0.75  # s: how far from the peak a group that crossed its bar may place the change
