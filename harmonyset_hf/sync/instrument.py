@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import HarmonySetError
+from ..io import atomic_write_bytes
 
 WEIGHTS = "instrument_net.npz"  # package data of harmonyset_hf.sync
 SAMPLE_RATE, HOP, N_MELS, FMIN = 22050, 512, 64, 40.0  # the spectrogram the network was trained on
@@ -79,8 +80,6 @@ def save(net: Any, path: str, meta: dict[str, Any]) -> None:
     """Write the network's weights (float32 arrays, no pickle) and what it was fitted on to ``path`` (.npz)."""
     import io
     import os
-
-    from ..io import atomic_write_bytes
 
     arrays = {k: v.detach().cpu().numpy().astype(np.float32) for k, v in net.state_dict().items()
               if not k.endswith("num_batches_tracked")}
