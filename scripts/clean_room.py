@@ -138,9 +138,12 @@ def main(argv: list[str] | None = None) -> int:
 
     def sync() -> None:
         # The instrument network is package data: a wheel without it fails here, not on a user's first video.
-        video = next((mini / "videos").glob("*.mp4"))
+        video = sorted((mini / "videos").glob("*.mp4"))[0]
         report = json.loads(hs("sync", video, "--json"))
-        assert report["music_changes"], f"no musical change found in {video.name}"
+        # Not every item has a cut or a music change inside it (hs000009 of this draw has no change): what is
+        # checked is that the analysis ran, network and all, and reported both lists.
+        lists = ("cuts", "music_changes")
+        assert all(isinstance(report.get(k), list) for k in lists), f"{video.name}: {sorted(report)}"
 
     def lm_eval() -> None:
         out = work / "lm-eval"
