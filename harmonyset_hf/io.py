@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import stat
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -45,14 +46,35 @@ def ensure_folder(path: str | os.PathLike) -> Path:
     return path
 
 
+def _umask() -> int:
+    """The process's umask, read from /proc (setting it to read it back would race other threads); else 022."""
+    try:
+        for line in Path("/proc/self/status").read_text(encoding="ascii", errors="replace").splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0o022
+
+
+def _file_mode(path: Path) -> int:
+    """The permissions a file written in place would have: the replaced file's, else 666 less the umask."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        return 0o666 & ~_umask()
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` so that readers see the old file or the whole new one, never half."""
+    """Write ``data`` to ``path`` so that readers see the old file or the whole new one, never half; the file
+    gets the permissions a plain write would give it (the temp file behind it is private to the writer)."""
     path = Path(path)
     if path.is_dir():  # e.g. `--out x` where x is a folder: say so, not os.replace's errno text
         raise OutputIsFolderError(f"{path} is a folder; give the path of the file to write")
     ensure_folder(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, _file_mode(path))
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 import time
 from pathlib import Path
 
@@ -147,3 +149,21 @@ def test_predict_never_cuts_a_line_it_did_not_write(hub_dir, tmp_path, capsys, c
     err = _error_lines(capsys)
     assert code == 2 and len(err) == 1 and "notes.txt" in err[0]
     assert out.read_text() == content
+
+
+def test_atomic_writes_get_the_permissions_a_plain_write_would(tmp_path):
+    """A new file gets 666 less the umask (not mkstemp's private 600: results and package data are read by
+    others); a replaced file keeps its own permissions."""
+    from harmonyset_hf.io import atomic_write_bytes
+
+    old = os.umask(0o022)
+    try:
+        fresh = atomic_write_bytes(tmp_path / "results.json", b"{}")
+        assert stat.S_IMODE(fresh.stat().st_mode) == 0o644
+        os.umask(0o077)
+        assert stat.S_IMODE(atomic_write_bytes(tmp_path / "private.json", b"{}").stat().st_mode) == 0o600
+        fresh.chmod(0o640)
+        atomic_write_bytes(fresh, b"[]")
+        assert stat.S_IMODE(fresh.stat().st_mode) == 0o640 and fresh.read_bytes() == b"[]"
+    finally:
+        os.umask(old)

@@ -79,14 +79,12 @@ def build(families: int, width: int = 64) -> Any:
 def save(net: Any, path: str, meta: dict[str, Any]) -> None:
     """Write the network's weights (float32 arrays, no pickle) and what it was fitted on to ``path`` (.npz)."""
     import io
-    import os
 
     arrays = {k: v.detach().cpu().numpy().astype(np.float32) for k, v in net.state_dict().items()
               if not k.endswith("num_batches_tracked")}
     buf = io.BytesIO()
     np.savez_compressed(buf, meta=np.array(json.dumps(meta, sort_keys=True)), **arrays)
     atomic_write_bytes(path, buf.getvalue())
-    os.chmod(path, 0o644)  # package data: readable by whoever installs the wheel (the temp file was private)
 
 
 @lru_cache(maxsize=1)
