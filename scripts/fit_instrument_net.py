@@ -21,7 +21,6 @@ import argparse
 import hashlib
 import random
 import sys
-import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -37,7 +36,7 @@ FLUID_R3 = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
 CSOUND_GM = "/usr/share/sounds/sf2/sf_GMbank.sf2"
 MELODIC = tuple(p for p in range(96) if not 32 <= p <= 39)  # every pitched GM program but the basses and effects
 BASSES = (*range(32, 40), 42, 43)
-MODES = {"major": (0, 2, 4, 5, 7, 9, 11), "minor": (0, 2, 3, 5, 7, 8, 10), "dorian": (0, 2, 3, 5, 7, 9, 10)}
+MODES = {**music.SCALES, "dorian": (0, 2, 3, 5, 7, 9, 10)}
 GM_FAMILIES = 16
 PATCHES = 32        # additive-synthesis patches; classes GM_FAMILIES .. GM_FAMILIES + PATCHES - 1
 CROP = 128          # frames a training example spans (about 3 s)
@@ -127,24 +126,6 @@ def synth_note(p: dict, pitch: int, dur: float, vel: int, sr: int) -> np.ndarray
     return y * env * (vel / 127)
 
 
-def render_events(events: list, font: str, name: str) -> np.ndarray:
-    """FluidSynth's rendering of ``events`` with soundfont ``font``."""
-    with tempfile.TemporaryDirectory(prefix="instrument-net-") as tmp:
-        path = Path(tmp) / "clip.mid"
-        music.write_events(events, path)
-        return music.render_midi(path, name, music.SAMPLE_RATE, soundfont=font).astype(np.float64)
-
-
-def mel_db(y: np.ndarray) -> np.ndarray:
-    """The log-mel spectrogram the network takes (float16 to keep a thousand clips in memory)."""
-    import librosa
-
-    power = np.abs(librosa.stft(y, n_fft=2048, hop_length=instrument.HOP)) ** 2
-    mel = librosa.feature.melspectrogram(S=power, sr=instrument.SAMPLE_RATE, n_mels=instrument.N_MELS,
-                                         fmin=instrument.FMIN)
-    return librosa.power_to_db(mel).astype(np.float16)
-
-
 def training_clip(args: tuple[dict, str, float]) -> dict:
     """One rendered clip: its log-mel, the class of its chords and of its lead, and whether drums play."""
     plan, font, synth_share = args
@@ -156,7 +137,8 @@ def training_clip(args: tuple[dict, str, float]) -> dict:
         if len(which) == 2 and which[0] == which[1]:
             which[1] = (which[1] + 1) % PATCHES
     events = plan["events"]
-    y = render_events([e for e in events if (e[2][0] & 0x0F) not in which], font, f"training clip {plan['index']}")
+    y = music.render_events([e for e in events if (e[2][0] & 0x0F) not in which], f"training clip {plan['index']}",
+                            soundfont=font).astype(np.float64)
     if which:
         sr, patches, on = music.SAMPLE_RATE, {ch: patch(k) for ch, k in which.items()}, {}
         synth = np.zeros(y.size)
@@ -175,7 +157,8 @@ def training_clip(args: tuple[dict, str, float]) -> dict:
         synth *= (rms if rms > 1e-3 else 0.05) * rng.uniform(0.6, 1.6) / (float(np.sqrt(np.mean(synth ** 2))) + 1e-9)
         y = y + synth
     labels = [GM_FAMILIES + which[ch] if ch in which else plan["programs"][ch] // 8 for ch in (0, 1)]
-    return {"mel": mel_db(y), "labels": labels, "drums": plan["drums"]}
+    # float16: a thousand clips' spectrograms in memory
+    return {"mel": instrument.log_mel(y).astype(np.float16), "labels": labels, "drums": plan["drums"]}
 
 
 def render_set(n: int, seed: int, fonts: list[str], synth_share: float, seconds: float, workers: int,

@@ -224,8 +224,7 @@ def _gm_chords(programs: tuple[int, int], tmp_path) -> np.ndarray:
                 pitch = octave + steps[(degree + k) % 7] + 12 * ((degree + k) // 7)
                 events.append((8.0 * half + i, 2, [0x90, pitch, 90]))
                 events.append((8.0 * half + i + 0.95, 0, [0x80, pitch, 0]))
-    path = sync_music.write_events(events, tmp_path / f"{programs[0]}-{programs[1]}.mid")
-    return sync_music.render_midi(path, path.name)[:16 * sync_music.SAMPLE_RATE]
+    return sync_music.render_events(events, f"GM programs {programs}")[:16 * sync_music.SAMPLE_RATE]
 
 
 @needs_fluidsynth

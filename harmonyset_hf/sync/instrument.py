@@ -31,11 +31,20 @@ class InstrumentNetError(HarmonySetError):
     """The instrument network's weights are missing or do not fit its architecture."""
 
 
-def normalize(mel_db: np.ndarray, rate: float = SAMPLE_RATE / HOP) -> np.ndarray:
+def log_mel(y: np.ndarray) -> np.ndarray:
+    """The spectrogram the network takes, of mono ``y`` at :data:`SAMPLE_RATE`: ``librosa.power_to_db`` of
+    :data:`N_MELS` mel bands from :data:`FMIN` Hz of a power STFT of 2048 with hop :data:`HOP`."""
+    import librosa
+
+    power = np.abs(librosa.stft(y, n_fft=2048, hop_length=HOP)) ** 2
+    return librosa.power_to_db(librosa.feature.melspectrogram(S=power, sr=SAMPLE_RATE, n_mels=N_MELS, fmin=FMIN))
+
+
+def normalize(mel_db: np.ndarray) -> np.ndarray:
     """The network's input: dB under the loudest frame within +-1 s (level-free, a decay kept), floored, scaled."""
     from scipy.ndimage import maximum_filter1d
 
-    peak = maximum_filter1d(mel_db.max(axis=0), size=int(2 * rate) | 1, mode="nearest")
+    peak = maximum_filter1d(mel_db.max(axis=0), size=int(2 * SAMPLE_RATE / HOP) | 1, mode="nearest")
     return ((np.maximum(mel_db - peak[None, :], -FLOOR_DB) + FLOOR_DB / 2) / 20.0).astype(np.float32)
 
 
@@ -109,8 +118,7 @@ def load() -> tuple[Any, dict[str, Any]]:
 
 
 def embedding(mel_db: np.ndarray) -> np.ndarray:
-    """(width, frames) embedding of a log-mel spectrogram made as the network's was (:data:`SAMPLE_RATE`,
-    :data:`HOP`, :data:`N_MELS` bands from :data:`FMIN` Hz, ``librosa.power_to_db`` of a power STFT of 2048)."""
+    """(width, frames) embedding of a :func:`log_mel` spectrogram."""
     import torch
 
     if mel_db.shape[0] != N_MELS:
@@ -121,16 +129,17 @@ def embedding(mel_db: np.ndarray) -> np.ndarray:
     return out[0].numpy().astype(np.float64)
 
 
-def embedding_of(y: np.ndarray, sr: int, hop: int, frames: int) -> np.ndarray:
-    """:func:`embedding` of mono ``y`` at ``sr`` on a grid of ``frames`` frames of ``hop`` samples (resampled
-    to the network's rate and hop where they differ)."""
+def embedding_of(y: np.ndarray, sr: int, hop: int, frames: int, mel_db: np.ndarray | None = None) -> np.ndarray:
+    """:func:`embedding` of mono ``y`` at ``sr`` on a grid of ``frames`` frames of ``hop`` samples. ``mel_db``, the
+    caller's log-mel of ``y`` made as :func:`log_mel` makes it but at ``sr`` and ``hop``, is used as it is when
+    those are the network's; else ``y`` is resampled to its rate and the embedding to the caller's grid."""
     import librosa
 
-    if (sr, hop) != (SAMPLE_RATE, HOP):
+    if mel_db is not None and (sr, hop) == (SAMPLE_RATE, HOP):
+        return embedding(mel_db)
+    if sr != SAMPLE_RATE:
         y = librosa.resample(y, orig_sr=sr, target_sr=SAMPLE_RATE)
-    power = np.abs(librosa.stft(y, n_fft=2048, hop_length=HOP)) ** 2
-    e = embedding(librosa.power_to_db(librosa.feature.melspectrogram(S=power, sr=SAMPLE_RATE, n_mels=N_MELS,
-                                                                     fmin=FMIN)))
+    e = embedding(log_mel(y))
     if e.shape[1] == frames:
         return e
     src = np.arange(e.shape[1]) * HOP / SAMPLE_RATE

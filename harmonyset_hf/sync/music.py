@@ -432,10 +432,16 @@ def render_midi(midi: str | os.PathLike, name: str, sample_rate: int = SAMPLE_RA
     return data.reshape(-1, channels).mean(axis=1).astype(np.float32) / 32768.0
 
 
+def render_events(events: list[tuple[float, int, list[int]]], name: str, sample_rate: int = SAMPLE_RATE,
+                  timeout: float = 120.0, soundfont: str | os.PathLike | None = None) -> np.ndarray:
+    """:func:`render_midi` of (seconds, order, MIDI bytes) events, through a temporary :func:`write_events` file."""
+    with tempfile.TemporaryDirectory(prefix="sync-music-") as tmp:
+        return render_midi(write_events(events, Path(tmp) / "clip.mid"), name, sample_rate, timeout, soundfont)
+
+
 def render_audio(plan: dict[str, Any], sample_rate: int = SAMPLE_RATE, timeout: float = 120.0) -> np.ndarray:
     """Mono float32 audio of the clip, rendered by FluidSynth from its MIDI (cut to the planned duration)."""
-    with tempfile.TemporaryDirectory(prefix="sync-music-") as tmp:
-        y = render_midi(write_midi(plan, Path(tmp) / "clip.mid"), plan["id"], sample_rate, timeout)
+    y = render_events(_events(plan), plan["id"], sample_rate, timeout)
     n = int(round(plan["duration"] * sample_rate))
     return np.pad(y[:n], (0, max(0, n - y.size)))
 

@@ -98,17 +98,14 @@ def frame_features(y: np.ndarray, sr: int, hop: int) -> dict[str, Any]:
     notes = pick_notes(grid)
     high = librosa.mel_frequencies(n_mels=64, fmin=40.0, fmax=sr / 2) > 3000
     flux = np.maximum(0, np.diff(mel_db[high], axis=1, prepend=mel_db[high][:, :1])).mean(axis=0)
-    if (sr, hop) == (instrument.SAMPLE_RATE, instrument.HOP):  # the spectrogram the network takes: reuse it
-        emb = instrument.embedding(mel_db)
-    else:
-        emb = instrument.embedding_of(y, sr, hop, power.shape[1])
     return {
         "power": total, "level": level,
         # The geometric mean ignores the peaks (harmonics) that pitched instruments put above 4 kHz and follows
         # the noise that hats, cymbals and snares spread over the whole band; in dB of the total, so level-free.
         "noise": 10 * np.mean(np.log10(band + 1e-12), axis=0) + 10 * np.log10(band.shape[0]) - level,
         "flux": np.log(flux + 0.05), "timbre": part_features(power, harmonic, grid, *notes, sr),
-        "instrument": emb[:, :power.shape[1]],
+        # mel_db is the network's own spectrogram at its rate and hop (reused there, remade elsewhere)
+        "instrument": instrument.embedding_of(y, sr, hop, power.shape[1], mel_db),
         "pcs": note_pitch_classes(*notes),
         "onset": librosa.onset.onset_strength(S=mel_db, sr=sr, hop_length=hop),
     }
