@@ -58,6 +58,10 @@ SCALE = {"loudness": 3.521, "drums": 8.443, "onsets": 0.902, "timbre": 1.025, "h
 EDGE_FACTOR = 1.5
 SMOOTH = 0.1      # s: the Gaussian that smooths each curve before peaks are picked
 PLACE_SPAN = 0.75  # s: how far from the peak a group that crossed its bar may place the change
+# How much a tempo change's place is held to the novelty peak (median onset peaks per second away): of the 95 tempo
+# changes of tune draws 0-3 with a peak within 1.2 s, 11 were placed more than 0.35 s off without it (most a beat
+# early or late), 6 with pulls of 2-4.
+TEMPO_PULL = 2.0
 
 
 def _shift(v: np.ndarray, k: int) -> np.ndarray:
@@ -248,25 +252,29 @@ def _beat_period(env: np.ndarray, start: int, end: int, rate: float) -> int:
     return lo + int(np.argmax(ac[lo:hi])) if hi > lo else lo
 
 
-def refine_tempo_change(env: np.ndarray, frame: int, rate: float, span: float = 0.8, beats: int = 6) -> int:
+def refine_tempo_change(env: np.ndarray, frame: int, rate: float, span: float = 0.8, beats: int = 6,
+                        pull: float = TEMPO_PULL) -> int:
     """The frame within ``span`` s of ``frame`` where the beat grid of the music before meets the one after.
 
     Two-window rhythm novelty peaks up to ~0.7 s off a tempo change; the change itself is the last onset
     that fits the old period looking back and the new period looking forward, over ``beats`` beats each way
     (with four, a grid a beat off still fitted well enough in 2 of the 24 tempo changes of the tune half).
+    A grid a beat off can still fit about as well (an eighth-note groove has onsets between the beats), so each
+    candidate also loses ``pull`` (in units of the clip's median onset peak) per second away from ``frame``.
     """
     from scipy.ndimage import maximum_filter1d
 
     peaks = maximum_filter1d(env, 3)  # an onset may sit a frame off the grid (5 frames let a dense grid fit anywhere)
+    peaks = peaks / (np.median(peaks) + 1e-9)  # the pull is in units of this clip's onsets, whatever their level
     before = _beat_period(env, frame - int(3.5 * rate), frame - int(0.5 * rate), rate)
     after = _beat_period(env, frame + int(0.5 * rate), frame + int(3.5 * rate), rate)
-    best, where = -1.0, frame
+    best, where = -np.inf, frame
     for c in range(frame - int(span * rate), frame + int(span * rate) + 1):
         back = [c - j * before for j in range(1, beats + 1)]
         ahead = [c + j * after for j in range(beats)]
         if back[-1] < 0 or ahead[-1] >= len(env):
             continue
-        score = float(peaks[back].mean() + peaks[ahead].mean())
+        score = float(peaks[back].mean() + peaks[ahead].mean()) - pull * abs(c - frame) / rate
         if score > best:
             best, where = score, c
     return where
