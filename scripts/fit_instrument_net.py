@@ -12,7 +12,7 @@ network learns to name the family of the chord and of the lead instrument (the 1
 the patch) in every frame, whatever the notes.
 
     apt-get install fluid-soundfont-gm csound-soundfont
-    python scripts/fit_instrument_net.py            # about 20 minutes on 2 cores (10 to render, 8 to train)
+    python scripts/fit_instrument_net.py            # about 40 minutes on 2 cores (15 to render, 24 to train)
 """
 
 from __future__ import annotations
@@ -232,11 +232,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=ROOT / "harmonyset_hf" / "sync" / instrument.WEIGHTS)
-    ap.add_argument("--clips", type=int, default=1600, help="training clips, one instrumentation each")
+    ap.add_argument("--clips", type=int, default=2400, help="training clips, one instrumentation each")
     ap.add_argument("--val-clips", type=int, default=250, help="validation clips (another seed)")
     ap.add_argument("--synth-share", type=float, default=0.375, help="share of clips with synthesis patches")
     ap.add_argument("--seconds", type=float, default=22.0, help="length of a clip")
-    ap.add_argument("--epochs", type=int, default=14)
+    ap.add_argument("--epochs", type=int, default=36)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--soundfont", action="append", help="General MIDI soundfont(s) other than the evaluation "
                     f"set's (repeatable; default {FLUID_R3} and {CSOUND_GM})")

@@ -33,7 +33,7 @@ from .windows import spread_distance
 # the tune half of the General MIDI set: the parts are compared in these units.
 # "instrument": the same on the instrument network's embedding (peaks at least 0.7 s apart where every group
 # counts), measured with the network shipped in harmonyset_hf/sync/instrument_net.npz.
-UNITS = {"envelope": 0.5336, "broad": 0.2367, "brightness": 0.8959, "shape": 0.7909, "instrument": 2.0632}
+UNITS = {"envelope": 0.5336, "broad": 0.2367, "brightness": 0.8959, "shape": 0.7909, "instrument": 1.8841}
 
 
 def descriptors(power: np.ndarray, harmonic: np.ndarray, sr: int) -> np.ndarray:
