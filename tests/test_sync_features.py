@@ -178,12 +178,11 @@ def test_a_tempo_change_is_placed_where_the_grids_meet_and_a_steady_grid_keeps_t
     """refine_tempo_change finds the onset where the old period stops and the new one starts; where several
     onsets fit the grids equally (a steady beat: each is as good as the next), the one nearest the peak wins,
     not the earliest in the span (which put tempo changes of the tune half a beat off)."""
-    rate = 22050 / 512
     env = np.full(1000, 0.1)
     env[np.arange(500, 0, -20)] = 1.0   # a beat every 20 frames up to frame 500 ...
     env[np.arange(500, 1000, 14)] = 1.0  # ... then every 14: faster
-    assert abs(novelty.refine_tempo_change(env, 510, rate) - 500) <= 1  # onsets count a frame either side
+    assert abs(novelty.refine_tempo_change(env, 510, RATE) - 500) <= 1  # onsets count a frame either side
     steady = np.full(1000, 0.1)
     steady[::20] = 1.0
-    assert abs(novelty.refine_tempo_change(steady, 503, rate) - 500) <= 1
-    assert abs(novelty.refine_tempo_change(steady, 518, rate) - 520) <= 1
+    assert abs(novelty.refine_tempo_change(steady, 503, RATE) - 500) <= 1
+    assert abs(novelty.refine_tempo_change(steady, 518, RATE) - 520) <= 1
