@@ -158,6 +158,37 @@ def test_refine_key_change_keeps_the_frame_when_both_sides_share_a_collection():
     assert abs(pitch.refine_key_change(pcs, 215, RATE) - 200) <= 1
 
 
+def test_a_closing_chord_the_far_music_never_played_stays_with_the_old_key():
+    """F minor (i iv i iv ... v) to F major (I IV I V), a chord a second, the change at 8 s. The music more than
+    0.8 s before the change fits the D flat and the A flat collections alike; only the closing C minor chord (its
+    G) says A flat. Collections fixed from the far music took D flat and placed the change at the start of that
+    chord (7 s); chosen per split, the C minor chord goes with the old key and the change lands at 8 s."""
+    rate = 50.0
+    minor = [(5, 8, 0), (10, 1, 5)] * 3 + [(5, 8, 0), (0, 3, 7)]
+    major = [(5, 9, 0), (10, 2, 5), (5, 9, 0), (0, 4, 7)] * 2
+    pcs = np.zeros((12, int(16 * rate)))
+    for i, chord in enumerate(minor + major):
+        pcs[list(chord), int(i * rate):int((i + 1) * rate)] = 1 / 3
+    for start in (7.6, 8.4):
+        assert abs(pitch.refine_key_change(pcs, int(start * rate), rate) / rate - 8.0) <= 0.05
+
+
+def test_a_step_up_in_level_is_placed_on_the_step_not_a_beat_before_it():
+    """Plucked chords a beat (0.55 s) each, the bar before the change two beats softer (-14 dB) then back, and
+    from 6.6 s everything 9.5 dB louder: the change is placed within 0.1 s of the step. Placed by the 2 s
+    loudness curve (the mean power of a window after the step is the loud part's, wherever it starts) it was a
+    beat early (-0.56 s), as on louder sections of the General MIDI set."""
+    beat = 0.55
+    chords = _diatonic_triads(0, [0, 3, 4, 5] * 6)
+    before = _chords(chords[:12], beat, SAW, decay=0.3)
+    before[len(before) - int(4 * beat * SR):len(before) - int(2 * beat * SR)] *= 0.2
+    y = np.concatenate([before, 3.0 * _chords(chords[12:], beat, SAW, decay=0.3)]) * 0.2
+    nov = novelty.novelty_curves(y, SR, HOP)
+    picked = novelty.pick_changes(nov, SyncParams().change_threshold, SyncParams().min_change_gap)
+    step = len(before) / SR
+    assert [round(f / RATE - step, 2) for f, _, _ in picked] == [pytest.approx(0.0, abs=0.1)], picked
+
+
 def test_the_group_that_moved_most_places_a_change_when_loudness_did_not():
     """Onsets cross their bar 2.5-fold at 5.0 s, drums just over theirs at 5.3 s (a new instrument lifts the noise
     floor a little, slowly): the change is placed by onsets at 5.0 s. Where loudness crosses too, it places."""

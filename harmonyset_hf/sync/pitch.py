@@ -29,6 +29,9 @@ NOTES_PER_FRAME = 4
 _HARMONIC_STEPS = (0, 12, 19, 24, 28, 31, 36)         # harmonics 1, 2, 3, 4, 5, 6, 8 in semitones
 _HARMONIC_WEIGHTS = tuple(0.8 ** h for h in range(len(_HARMONIC_STEPS)))
 _TAKEN = (1.0, 1.0, 0.5, 1.0, 0.5, 0.5, 1.0)          # how much of each partial a picked note takes away
+# How far (s) from the key curve's peak a modulation may be placed: of the 72 key changes of tune draws 0-5,
+# 0.90 were placed within 0.35 s with 0.8 s and fixed collections, 0.93 with 1.2 s and collections per split.
+KEY_SPAN = 1.2
 
 
 def semitone_peaks(mag: np.ndarray, sr: int, n_fft: int, fmax: float = 5400.0) -> np.ndarray:
@@ -101,25 +104,32 @@ def pitch_classes(y: np.ndarray, sr: int, hop: int) -> np.ndarray:
     return note_pitch_classes(*pick_notes(note_grid(y, sr, hop)))
 
 
-def refine_key_change(pcs: np.ndarray, frame: int, rate: float, span: float = 0.8, reach: float = 3.5) -> int:
-    """The frame within ``span`` s of ``frame`` that best splits the notes (:func:`note_pitch_classes`) into the
-    collection of the music before it and the one after it.
+def refine_key_change(pcs: np.ndarray, frame: int, rate: float, span: float = KEY_SPAN, reach: float = 3.5) -> int:
+    """The frame within ``span`` s of ``frame`` that best splits the notes (:func:`note_pitch_classes`) within
+    ``reach`` s of it into one diatonic collection before and one after.
 
-    The two-window key curve peaks up to ~0.7 s off a modulation (a window holding a little of the other key
-    still fits one collection); here each side's collection is fitted on the music more than ``span`` s away,
-    and the change is where the notes stop fitting the first better than the second. Where both sides fit the
-    same collection (a change of mode on the same notes), ``frame`` is kept.
+    The two-window key curve peaks up to ~1.4 s off a modulation: a window holding a little of the other key
+    still fits one collection, and a chord that both keys share fits either side. Each candidate split is
+    scored by how much of the notes before it the best collection for them holds, plus the same after it, both
+    collections chosen anew for every split: with them fixed in advance (from the music beyond ``span``), a
+    closing chord the far music never played (the minor v before a change of mode) could count for the new
+    key. Of equally good splits the earliest wins. Where the music beyond ``span`` fits the same collection on
+    both sides (a change of mode on the same notes, or no change of key at all), ``frame`` is kept.
     """
     n = pcs.shape[1]
     s, r = int(span * rate), int(reach * rate)
     before = COLLECTIONS @ pcs[:, max(0, frame - r):max(0, frame - s)].sum(axis=1)
     after = COLLECTIONS @ pcs[:, min(n, frame + s):min(n, frame + r)].sum(axis=1)
-    first, second = int(np.argmax(before)), int(np.argmax(after))
-    if first == second:
+    if int(np.argmax(before)) == int(np.argmax(after)):
         return frame
-    lo, hi = max(0, frame - s), min(n, frame + s + 1)
-    lead = (COLLECTIONS[first] - COLLECTIONS[second]) @ pcs[:, lo:hi]  # > 0 where a frame fits the old key better
-    return lo + int(np.argmax(np.concatenate([[0.0], np.cumsum(lead)])))  # frames before it: the old key
+    fit = np.concatenate([np.zeros((12, 1)), np.cumsum(COLLECTIONS @ pcs, axis=1)], axis=1)  # [:, i]: frames < i
+    first, last = max(0, frame - r), min(n, frame + r)
+    cand = np.arange(max(first + 1, frame - s), min(last, frame + s + 1))
+    if cand.size == 0:
+        return frame
+    score = (fit[:, cand] - fit[:, [first]]).max(axis=0) + (fit[:, [last]] - fit[:, cand]).max(axis=0)
+    # a plateau's sums differ by rounding only; the first split within a millionth of a frame of the best wins
+    return int(cand[int(np.flatnonzero(score >= score.max() - 1e-6)[0])])
 
 
 def _outside(x: np.ndarray) -> np.ndarray:
