@@ -45,3 +45,33 @@ def test_input_is_level_free():
     rng = np.random.default_rng(1)
     mel = rng.uniform(-60, 0, (64, 300))
     assert np.allclose(instrument.normalize(mel), instrument.normalize(mel - 20.0))
+
+
+def test_class_probabilities_are_the_networks_heads_and_their_change_is_a_total_variation():
+    """family_posteriors gives what the network's own heads give (softmax of its chord and lead logits, each
+    summing to 1 a frame); posterior_change is 0 where the named classes stay and, where every frame's chord and
+    lead class switch at once, 2 (the most two heads can move) in the curve's units."""
+    import torch
+
+    from harmonyset_hf.sync import timbre
+
+    rng = np.random.default_rng(1)
+    mel = rng.uniform(-60, 0, (instrument.N_MELS, 200)).astype(np.float32)
+    emb = instrument.embedding(mel)
+    post = instrument.family_posteriors(emb)
+    net, meta = instrument.load()
+    with torch.inference_mode():
+        _, chord, lead, _ = net(torch.from_numpy(instrument.normalize(mel))[None])
+    want = np.concatenate([torch.softmax(chord[0], 0).numpy(), torch.softmax(lead[0], 0).numpy()])
+    assert post.shape == (2 * meta["families"], 200)
+    np.testing.assert_allclose(post, want, atol=1e-5)
+    np.testing.assert_allclose(post[:meta["families"]].sum(axis=0), 1.0, atol=1e-9)
+
+    steady = np.zeros((2 * meta["families"], 100))
+    steady[[0, meta["families"]]] = 1.0
+    assert np.allclose(timbre.posterior_change(steady, 20)[20:80], 0.0)  # where both windows fit
+    switched = steady.copy()
+    switched[:, 50:] = 0.0
+    switched[[1, meta["families"] + 1], 50:] = 1.0
+    change = timbre.posterior_change(switched, 20) * timbre.UNITS["posterior"]
+    assert change[50] == pytest.approx(2.0) and change[25] == pytest.approx(0.0)

@@ -129,6 +129,20 @@ def embedding(mel_db: np.ndarray) -> np.ndarray:
     return out[0].numpy().astype(np.float64)
 
 
+def family_posteriors(embedding: np.ndarray) -> np.ndarray:
+    """(2 x classes, frames): the probabilities per frame of the chord instrument's class, then the lead's, that
+    the network's heads give for an :func:`embedding` (each head's column sums to 1)."""
+    net, _ = load()
+    r = np.maximum(embedding, 0.0)  # the heads read the rectified embedding, as in the network's forward
+    out = []
+    for head in (net.chord, net.lead):
+        w = head.weight.detach().numpy()[:, :, 0].astype(np.float64)
+        z = w @ r + head.bias.detach().numpy().astype(np.float64)[:, None]
+        z = np.exp(z - z.max(axis=0, keepdims=True))
+        out.append(z / z.sum(axis=0, keepdims=True))
+    return np.concatenate(out)
+
+
 def embedding_of(y: np.ndarray, sr: int, hop: int, frames: int, mel_db: np.ndarray | None = None) -> np.ndarray:
     """:func:`embedding` of mono ``y`` at ``sr`` on a grid of ``frames`` frames of ``hop`` samples. ``mel_db``, the
     caller's log-mel of ``y`` made as :func:`log_mel` makes it but at ``sr`` and ``hop``, is used as it is when

@@ -11,11 +11,12 @@ downs inside a bar (a decaying chord, a rest in the melody, a fill) move a short
   is harmonics (peaks), which a geometric mean hardly sees; flatness alone failed on quiet pads, where an
   almost empty band is flat too;
 * ``onsets`` -- the step of the log mean spectral flux above 3 kHz (attacks: drums in/out, a new instrument);
-* ``timbre`` -- instrumentation, the mean of two views: :func:`harmonyset_hf.sync.timbre.timbre_change` (the
+* ``timbre`` -- instrumentation, the mean of three views: :func:`harmonyset_hf.sync.timbre.timbre_change` (the
   spectral envelope and the attack and decay of the harmonic part must move, and so must one of three
-  measures that a fixed instrument keeps whatever notes it plays) and
+  measures that a fixed instrument keeps whatever notes it plays),
   :func:`harmonyset_hf.sync.timbre.instrument_change` (the embedding of a small network trained to name the
-  instrument family of the chords and the lead, :mod:`harmonyset_hf.sync.instrument`); windows of 3 s and
+  instrument family of the chords and the lead, :mod:`harmonyset_hf.sync.instrument`) and
+  :func:`harmonyset_hf.sync.timbre.posterior_change` (the classes that network names); windows of 3 s and
   more, so that each holds a whole bar;
 * ``harmony`` -- how much worse one diatonic collection fits the notes of both windows than one collection
   each (:func:`harmonyset_hf.sync.pitch.key_change` on the pitch classes of the notes, not of every partial):
@@ -43,7 +44,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from . import instrument
 from .pitch import key_change, note_grid, note_pitch_classes, pick_notes, refine_key_change
-from .timbre import instrument_change, part_features, timbre_change
+from .timbre import instrument_change, part_features, posterior_change, timbre_change
 from .windows import sides
 
 GROUPS = ("loudness", "drums", "onsets", "timbre", "harmony", "rhythm")
@@ -54,8 +55,9 @@ FULL_WINDOW = 3.0  # s: where windows this long fit on both sides every group co
 # half of sync.music, HarmonySet-mini's music (264 items, decoded from their mp4s) as a guard (`python
 # benchmarks/sync.py --tune` prints these): the 98th percentile of the curve's peaks more than 1.5 s from any
 # change, times a factor from a coordinate search. The timbre bar was re-chosen with the 36-epoch instrument
-# network: the lowest (in steps of 0.02) that keeps the guard's precision at music_eval.GUARD_PRECISION.
-SCALE = {"loudness": 3.521, "drums": 8.443, "onsets": 0.902, "timbre": 1.1, "harmony": 0.029, "rhythm": 0.401}
+# network and again with the network's class probabilities as a third view: the lowest (in steps of 0.02) that
+# keeps the guard's precision at music_eval.GUARD_PRECISION.
+SCALE = {"loudness": 3.521, "drums": 8.443, "onsets": 0.902, "timbre": 1.02, "harmony": 0.029, "rhythm": 0.401}
 EDGE_FACTOR = 1.5
 SMOOTH = 0.1      # s: the Gaussian that smooths each curve before peaks are picked
 PLACE_SPAN = 0.75  # s: how far from the peak a group that crossed its bar may place the change
@@ -108,14 +110,16 @@ def frame_features(y: np.ndarray, sr: int, hop: int) -> dict[str, Any]:
     notes = pick_notes(grid)
     high = librosa.mel_frequencies(n_mels=64, fmin=40.0, fmax=sr / 2) > 3000
     flux = np.maximum(0, np.diff(mel_db[high], axis=1, prepend=mel_db[high][:, :1])).mean(axis=0)
+    # mel_db is the network's own spectrogram at its rate and hop (reused there, remade elsewhere)
+    embedded = instrument.embedding_of(y, sr, hop, power.shape[1], mel_db)
     return {
         "power": total, "level": level,
         # The geometric mean ignores the peaks (harmonics) that pitched instruments put above 4 kHz and follows
         # the noise that hats, cymbals and snares spread over the whole band; in dB of the total, so level-free.
         "noise": 10 * np.mean(np.log10(band + 1e-12), axis=0) + 10 * np.log10(band.shape[0]) - level,
         "flux": np.log(flux + 0.05), "timbre": part_features(power, harmonic, grid, *notes, sr),
-        # mel_db is the network's own spectrogram at its rate and hop (reused there, remade elsewhere)
-        "instrument": instrument.embedding_of(y, sr, hop, power.shape[1], mel_db),
+        "instrument": embedded,
+        "posterior": instrument.family_posteriors(embedded),
         "pcs": note_pitch_classes(*notes),
         "onset": librosa.onset.onset_strength(S=mel_db, sr=sr, hop_length=hop),
     }
@@ -137,6 +141,8 @@ def _curve(f: dict[str, np.ndarray], group: str, half: int) -> np.ndarray:
         return timbre_change({k: (m[:, :n], None if w is None else w[:n]) for k, (m, w) in f["timbre"].items()}, half)
     if group == "instrument":
         return instrument_change(f["instrument"][:, :n], half)
+    if group == "posterior":
+        return posterior_change(f["posterior"][:, :n], half)
     if group == "harmony":
         return key_change(*sides(f["pcs"][:, :n], half))
     if group == "rhythm":
@@ -176,10 +182,11 @@ def novelty_curves(y: np.ndarray, sr: int, hop: int, smooth: float = SMOOTH) -> 
     fine: dict[str, np.ndarray] = {}
     edge = int(round(FULL_WINDOW * rate))
     full = (t >= edge + edge // 4) & (n - t >= edge + edge // 4)
-    # Instrumentation is heard two ways that err apart: the crafted timbre curve moves where chords slide a
-    # synthesiser's spectrum, the instrument network where its training never took it; an instrument change moves
-    # both, so the timbre curve is their mean (curves are sums of smoothed terms: the mean of smoothed curves).
-    for group, scales in {**WINDOWS, "instrument": WINDOWS["timbre"]}.items():
+    # Instrumentation is heard three ways that err apart: the crafted timbre curve moves where chords slide a
+    # synthesiser's spectrum, the network's embedding where its training never took it, and the classes it names
+    # least where drums jitter the embedding; an instrument change moves all three, so the timbre curve is their
+    # mean (curves are sums of smoothed terms: the mean of smoothed curves).
+    for group, scales in {**WINDOWS, "instrument": WINDOWS["timbre"], "posterior": WINDOWS["timbre"]}.items():
         stack = []
         for w in scales:
             half = max(4, int(round(w * rate)))
@@ -192,8 +199,8 @@ def novelty_curves(y: np.ndarray, sr: int, hop: int, smooth: float = SMOOTH) -> 
             curves[group] = np.nan_to_num(np.nanmin(np.array(stack), axis=0), nan=0.0)
         if smooth > 0:  # a spiky feature (flux at each attack) makes a spiky curve, topped by an attack, not the change
             curves[group] = gaussian_filter1d(curves[group], smooth * rate)
-    curves["timbre"] = (curves["timbre"] + curves.pop("instrument")) / 2
-    fine["timbre"] = (fine["timbre"] + fine.pop("instrument")) / 2
+    curves["timbre"] = (curves["timbre"] + curves.pop("instrument") + curves.pop("posterior")) / 3
+    fine["timbre"] = (fine["timbre"] + fine.pop("instrument") + fine.pop("posterior")) / 3
     # Loudness places a change by the step of the mean level in dB over short windows: the mean power of a 2 s
     # window after a step up is the loud part's whatever else it holds, so that curve stays near its top for
     # half a second before the step (a beat early, where it was placed).

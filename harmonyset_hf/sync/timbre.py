@@ -16,8 +16,9 @@ Two windows are compared at each frame (the mean difference in units of the pool
 
 Each part is in units of :data:`UNITS`, its 98th percentile of peaks inside sections on the tune half of the
 General MIDI set (:mod:`.music`); the curve is ``min(envelope, max(broad, brightness, shape))``.
-:func:`instrument_change` measures the same two-window distance on the embedding of :mod:`.instrument`;
-:mod:`.novelty` averages the two.
+:func:`instrument_change` measures the same two-window distance on the embedding of :mod:`.instrument`, and
+:func:`posterior_change` how far the instrument classes that network names move; :mod:`.novelty` averages the
+three.
 """
 
 from __future__ import annotations
@@ -27,13 +28,15 @@ from functools import lru_cache
 import numpy as np
 
 from .pitch import LOWEST
-from .windows import spread_distance
+from .windows import sides, spread_distance
 
 # Each part's 98th percentile of peaks more than 1.5 s from any change (windows of 3 and 3.5 s, smoothed 0.1 s) on
 # the tune half of the General MIDI set: the parts are compared in these units.
 # "instrument": the same on the instrument network's embedding (peaks at least 0.7 s apart where every group
 # counts), measured with the network shipped in harmonyset_hf/sync/instrument_net.npz.
-UNITS = {"envelope": 0.5336, "broad": 0.2367, "brightness": 0.8959, "shape": 0.7909, "instrument": 1.8841}
+# "posterior": the same on the total variation of the network's chord and lead class probabilities.
+UNITS = {"envelope": 0.5336, "broad": 0.2367, "brightness": 0.8959, "shape": 0.7909, "instrument": 1.8841,
+         "posterior": 0.9200}
 
 
 def descriptors(power: np.ndarray, harmonic: np.ndarray, sr: int) -> np.ndarray:
@@ -115,3 +118,12 @@ def instrument_change(embedding: np.ndarray, half: int) -> np.ndarray:
     """The distance of the instrument network's embedding (:mod:`.instrument`) between windows of ``half``
     frames, in :data:`UNITS`."""
     return spread_distance(embedding, half) / UNITS["instrument"]
+
+
+def posterior_change(posteriors: np.ndarray, half: int) -> np.ndarray:
+    """How far the network's mean class probabilities (:func:`harmonyset_hf.sync.instrument.family_posteriors`)
+    move between windows of ``half`` frames: the total variation of the chord head plus the lead head's, in
+    :data:`UNITS`. Unlike the embedding distance it is not divided by the spread inside the windows, which drums
+    raise in every frame while the classes the network names stay put."""
+    b, a = sides(posteriors, half)
+    return 0.5 * np.abs(a - b).sum(axis=0) / UNITS["posterior"]
