@@ -76,11 +76,15 @@ def build(families: int, width: int = 64) -> Any:
             h = self.b4(self.pool(self.b3(self.pool(self.b2(h)))))
             return self.t(torch.cat([h.mean(2), h.amax(2)], 1))  # mean and max over what is left of frequency
 
+        def heads(self, e: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            """Chord-family, lead-family and drum logits, each per frame, of an embedding."""
+            r = torch.relu(e)
+            return self.chord(r), self.lead(r), self.drums(r)[:, 0]
+
         def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
             """Embedding, chord-family, lead-family and drum logits, each per frame."""
             e = self.embed(x)
-            r = torch.relu(e)
-            return e, self.chord(r), self.lead(r), self.drums(r)[:, 0]
+            return e, *self.heads(e)
 
     return InstrumentNet()
 
@@ -132,15 +136,12 @@ def embedding(mel_db: np.ndarray) -> np.ndarray:
 def family_posteriors(embedding: np.ndarray) -> np.ndarray:
     """(2 x classes, frames): the probabilities per frame of the chord instrument's class, then the lead's, that
     the network's heads give for an :func:`embedding` (each head's column sums to 1)."""
+    import torch
+
     net, _ = load()
-    r = np.maximum(embedding, 0.0)  # the heads read the rectified embedding, as in the network's forward
-    out = []
-    for head in (net.chord, net.lead):
-        w = head.weight.detach().numpy()[:, :, 0].astype(np.float64)
-        z = w @ r + head.bias.detach().numpy().astype(np.float64)[:, None]
-        z = np.exp(z - z.max(axis=0, keepdims=True))
-        out.append(z / z.sum(axis=0, keepdims=True))
-    return np.concatenate(out)
+    with torch.inference_mode():
+        chord, lead, _ = net.heads(torch.from_numpy(np.asarray(embedding, dtype=np.float32))[None])
+    return torch.cat([torch.softmax(head[0].double(), 0) for head in (chord, lead)]).numpy()
 
 
 def embedding_of(y: np.ndarray, sr: int, hop: int, frames: int, mel_db: np.ndarray | None = None) -> np.ndarray:

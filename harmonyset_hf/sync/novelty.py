@@ -186,7 +186,8 @@ def novelty_curves(y: np.ndarray, sr: int, hop: int, smooth: float = SMOOTH) -> 
     # synthesiser's spectrum, the network's embedding where its training never took it, and the classes it names
     # least where drums jitter the embedding; an instrument change moves all three, so the timbre curve is their
     # mean (curves are sums of smoothed terms: the mean of smoothed curves).
-    for group, scales in {**WINDOWS, "instrument": WINDOWS["timbre"], "posterior": WINDOWS["timbre"]}.items():
+    views = ("timbre", "instrument", "posterior")
+    for group, scales in {**WINDOWS, **dict.fromkeys(views[1:], WINDOWS["timbre"])}.items():
         stack = []
         for w in scales:
             half = max(4, int(round(w * rate)))
@@ -199,8 +200,8 @@ def novelty_curves(y: np.ndarray, sr: int, hop: int, smooth: float = SMOOTH) -> 
             curves[group] = np.nan_to_num(np.nanmin(np.array(stack), axis=0), nan=0.0)
         if smooth > 0:  # a spiky feature (flux at each attack) makes a spiky curve, topped by an attack, not the change
             curves[group] = gaussian_filter1d(curves[group], smooth * rate)
-    curves["timbre"] = (curves["timbre"] + curves.pop("instrument") + curves.pop("posterior")) / 3
-    fine["timbre"] = (fine["timbre"] + fine.pop("instrument") + fine.pop("posterior")) / 3
+    for kept in (curves, fine):
+        kept["timbre"] = np.mean([kept.pop(v) for v in views], axis=0)
     # Loudness places a change by the step of the mean level in dB over short windows: the mean power of a 2 s
     # window after a step up is the loud part's whatever else it holds, so that curve stays near its top for
     # half a second before the step (a beat early, where it was placed).
