@@ -134,7 +134,7 @@ def test_of_two_peaks_the_one_where_groups_agree_stands_for_both():
 def test_a_modulation_is_placed_where_the_notes_leave_the_old_key():
     """The C to E flat modulation at 8 s: the picked change lies within 0.1 s of it (the two-window curve alone
     may peak ~0.7 s off), no other key change is picked, and refine_key_change finds the boundary from 0.6 s
-    either side of it. (These bare sawtooth chords leave the band above 4 kHz almost empty, where the drums
+    either side of it. (These bare sawtooth chords leave the band above 6 kHz almost empty, where the drums
     curve can reach its bar as partials come and go: that is not what this test is about.)"""
     degrees = [0, 3, 4, 5] * 2
     y = np.concatenate([_chords(_diatonic_triads(key, degrees), 1.0, SAW) for key in (0, 3)])
@@ -171,22 +171,6 @@ def test_a_closing_chord_the_far_music_never_played_stays_with_the_old_key():
         pcs[list(chord), int(i * rate):int((i + 1) * rate)] = 1 / 3
     for start in (7.6, 8.4):
         assert abs(pitch.refine_key_change(pcs, int(start * rate), rate) / rate - 8.0) <= 0.05
-
-
-def test_a_step_up_in_level_is_placed_on_the_step_not_a_beat_before_it():
-    """Plucked chords a beat (0.55 s) each, the bar before the change two beats softer (-14 dB) then back, and
-    from 6.6 s everything 9.5 dB louder: the change is placed within 0.1 s of the step. Placed by the 2 s
-    loudness curve (the mean power of a window after the step is the loud part's, wherever it starts) it was a
-    beat early (-0.56 s), as on louder sections of the General MIDI set."""
-    beat = 0.55
-    chords = _diatonic_triads(0, [0, 3, 4, 5] * 6)
-    before = _chords(chords[:12], beat, SAW, decay=0.3)
-    before[len(before) - int(4 * beat * SR):len(before) - int(2 * beat * SR)] *= 0.2
-    y = np.concatenate([before, 3.0 * _chords(chords[12:], beat, SAW, decay=0.3)]) * 0.2
-    nov = novelty.novelty_curves(y, SR, HOP)
-    picked = novelty.pick_changes(nov, SyncParams().change_threshold, SyncParams().min_change_gap)
-    step = len(before) / SR
-    assert [round(f / RATE - step, 2) for f, _, _ in picked] == [pytest.approx(0.0, abs=0.1)], picked
 
 
 def test_the_group_that_moved_most_places_a_change_when_loudness_did_not():

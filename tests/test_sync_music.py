@@ -206,6 +206,31 @@ def test_detector_finds_held_out_changes_and_ignores_controls(scored):
         assert [c["code"] for c in item["cuts"]] == ["C"] * len(item["cuts"]), item
 
 
+@needs_fluidsynth
+def test_drums_dropping_out_under_a_synth_pad_are_found(tmp_path):
+    """Tune clip 45: a half-time groove at 92 bpm under a polysynth pad and a guitar stops at 5.22 s. Found within
+    0.35 s since the drums curve reads the noise floor above 6 kHz; from 4 kHz, where the pad's partials stay
+    when the hats stop, it reached 0.96 of its bar."""
+    plan = next(p for p in sync_music.plan_set("tune") if p["id"] == "tune-045")
+    assert plan["changes"][0]["kind"] == "drums_out" and plan["sections"][0]["groove"] == "halftime", plan
+    item = score_clip(plan, sync_music.render_clip(plan, tmp_path)["video"])
+    assert item["changes"][0]["found"], item
+
+
+@needs_fluidsynth
+def test_a_louder_section_after_a_softer_half_bar_is_placed_on_its_step(tmp_path):
+    """Tune draw 2's clip 35 gets louder at 11.59 s, after two softer beats: found there, with its cuts coded as
+    planned. Placed by the 2 s loudness curve (the mean power of a window after a step up is the loud part's
+    wherever it starts) it was a beat early (-0.54 s); by the level step over 0.75 s windows, within 0.01 s.
+    (A synthetic version of this, sawtooth chords with a 14 dB dip, passed only through a false drums peak: the
+    band above 6 kHz of bare sawtooths is almost empty, and the dip's own end is the larger step.)"""
+    plan = next(p for p in sync_music.plan_set("tune", draw=2) if p["id"] == "tune-d2-035")
+    assert [c["kind"] for c in plan["changes"]] == ["tempo_down", "louder"], plan["changes"]
+    item = score_clip(plan, sync_music.render_clip(plan, tmp_path)["video"])
+    assert all(c["found"] for c in item["changes"]) and item["false"] == 0, item
+    assert [c["code"] for c in item["cuts"]] == [c["truth"] for c in item["cuts"]], item
+
+
 def test_tuning_audio_from_a_video_without_sound_is_one_clear_error(tmp_path):
     """decoded_audio (what choose_thresholds hears) names the file when it has no audio stream."""
     path = make_clip(tmp_path / "silent.mp4", sound=False)

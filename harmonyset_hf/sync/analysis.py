@@ -7,7 +7,7 @@ strongly) or C (no musical change there). This module measures the same thing on
 * **cuts** -- hard cuts and gradual transitions, from small frames (a colour-histogram plus pixel
   difference between consecutive frames, against a local adaptive threshold);
 * **music** -- onsets and beats (librosa), and *musical changes*: peaks of a change strength that compares
-  the stretch before each instant with the one after it in loudness, drums (noise above 4 kHz), attacks,
+  the stretch before each instant with the one after it in loudness, drums (noise above 6 kHz), attacks,
   timbre (instrumentation), harmony (the key of the notes) and rhythm, each in units of its usual movement
   inside a section
   (:mod:`.novelty`); each change reports every group's value there;
