@@ -145,7 +145,8 @@ def mini_guard(n: int = 24, seed: int = 0, progress: bool = True) -> list[tuple[
     Its sections change loudness, timbre, key and tempo at once, with synthetic pads whose spectrum follows the
     chords; the detector must keep finding its changes, and nothing between them (`make demo` and tests/test_sync.py
     measure the same). Each item is rendered to its mp4 and decoded, as the detector hears it: the AAC coding
-    moves the noise floor above 4 kHz, and bars chosen on the raw synthesis let pads through as drums.
+    moves the high band's noise floor (where drums are read), and bars chosen on the raw synthesis let pads
+    through as drums.
     """
     from tqdm.auto import tqdm
 
