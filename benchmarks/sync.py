@@ -64,13 +64,17 @@ def _music(cache: str | None, limit: int | None, draws: list[int]) -> None:
     """Render (or reuse) both halves of the change set (and further draws of the held-out half), score them and
     print the table."""
     from harmonyset_hf.io import atomic_write_json
-    from harmonyset_hf.sync.music_eval import evaluate_half, table
+    from harmonyset_hf.sync.music_eval import GOAL, evaluate_half, shortfalls, table
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(cache or tmp)
         results = [evaluate_half(half, folder, limit=limit) for half in ("tune", "heldout")]
         results += [evaluate_half("heldout", folder, limit=limit, draw=d) for d in draws if d > 0]
         print(table(results))
+        for r in results[1:]:  # the tune half is where the bars were chosen: no goal is checked there
+            short = shortfalls(r)
+            print(f"{r['half']}: " + (f"short of the goal ({GOAL}): " + "; ".join(short) if short
+                                      else f"every figure at or over the goal ({GOAL})"))
         if cache:
             print(f"per clip: {atomic_write_json(folder / 'results.json', results, indent=1)}")
 

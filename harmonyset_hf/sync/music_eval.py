@@ -108,6 +108,30 @@ def table(results: list[dict[str, Any]]) -> str:
     return head + "\n".join(rows) + "\n"
 
 
+# What a held-out set must reach (issue 18): recall of every change kind, precision, A/B/C code accuracy and the
+# share of each control's cuts coded C.
+GOAL = 0.9
+
+
+def shortfalls(result: dict[str, Any], goal: float = GOAL) -> list[str]:
+    """Each figure of one :func:`evaluate_half` summary under ``goal``, as ``"<what> <value> (<count>)"``."""
+    out = []
+    for k in CHANGE_KINDS:
+        value, n = result["recall"].get(k), result["n_changes"].get(k, 0)
+        if value is not None and value < goal:
+            out.append(f"recall {k} {value:.2f} ({round(value * n)} of {n})")
+    if result["precision"] is not None and result["precision"] < goal:
+        out.append(f"precision {result['precision']:.2f} ({result['false_detections']} false of "
+                   f"{result['detections']})")
+    if result["code_accuracy"] is not None and result["code_accuracy"] < goal:
+        out.append(f"code accuracy {result['code_accuracy']:.2f}")
+    for k in CONTROL_KINDS:
+        value = result["controls_coded_c"].get(k)
+        if value is not None and value < goal:
+            out.append(f"control {k} coded C {value:.2f}")
+    return out
+
+
 # --------------------------------------------------------------------------------------------
 # Choosing the detector's thresholds (on the tune half only)
 # --------------------------------------------------------------------------------------------
