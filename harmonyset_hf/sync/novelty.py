@@ -111,11 +111,18 @@ def step(x: np.ndarray, half: int) -> np.ndarray:
     return (np.abs(d) - np.clip(slope * half * np.sign(d), 0, np.abs(d)))[0]
 
 
+def hit_tops(noise: np.ndarray, rate: float) -> np.ndarray:
+    """The drums band's floor ``noise`` (dB a frame, ``rate`` frames a second) at its largest within
+    :data:`HITS_WINDOW` around each frame: the level of the hits, not of the troughs between them."""
+    from scipy.ndimage import maximum_filter1d
+
+    return maximum_filter1d(noise, max(1, int(round(HITS_WINDOW * rate))))
+
+
 def frame_features(y: np.ndarray, sr: int, hop: int) -> dict[str, Any]:
     """Frame-wise power, level (dB), noise floor above :data:`DRUMS_FROM` (dB) and its tops over
     :data:`HITS_WINDOW`, high-band flux, timbre descriptors, the pitch classes of the notes and the onset envelope."""
     import librosa
-    from scipy.ndimage import maximum_filter1d
 
     power = np.abs(librosa.stft(y, n_fft=2048, hop_length=hop)) ** 2
     mel = librosa.feature.melspectrogram(S=power, sr=sr, n_mels=64, fmin=40.0)
@@ -136,7 +143,7 @@ def frame_features(y: np.ndarray, sr: int, hop: int) -> dict[str, Any]:
     embedded = instrument.embedding_of(y, sr, hop, power.shape[1], mel_db)
     return {
         "power": total, "level": level,
-        "noise": noise, "hits": maximum_filter1d(noise, max(1, int(round(HITS_WINDOW * sr / hop)))),
+        "noise": noise, "hits": hit_tops(noise, sr / hop),
         "flux": np.log(flux + 0.05), "timbre": part_features(power, harmonic, grid, *notes, sr),
         "instrument": embedded,
         "posterior": instrument.family_posteriors(embedded),
@@ -153,7 +160,7 @@ def _curve(f: dict[str, np.ndarray], group: str, half: int) -> np.ndarray:
         jump = np.abs(10 * np.log10(a + 1e-10) - 10 * np.log10(b + 1e-10))[0]
         return np.minimum(jump, step(f["level"][:n], half))
     if group in ("drums", "hits"):  # no ramp allowance: a crash that opens a section decays through the window after it
-        b, a = sides(f["noise" if group == "drums" else "hits"][None, :n], half)
+        b, a = sides(f[{"drums": "noise", "hits": "hits"}[group]][None, :n], half)
         return np.abs(a - b)[0]
     if group == "onsets":
         return step(f["flux"][:n], half)
@@ -301,11 +308,10 @@ def hold_to_hits(noise: np.ndarray, peak: int, frame: int, rate: float) -> int:
     (held-out clip 17: the floor fell 20 dB a second after the change, where the ring died); the hits themselves
     stop where the change is.
     """
-    from scipy.ndimage import maximum_filter1d
     from scipy.signal import find_peaks
 
     n = len(noise)
-    tops = maximum_filter1d(noise, max(1, int(round(HITS_WINDOW * rate))))
+    tops = hit_tops(noise, rate)
     side, gap = int(1.5 * rate), int(0.3 * rate)
     before = tops[max(0, peak - side):max(1, peak - gap)]
     after = tops[min(n - 1, peak + gap):min(n, peak + side)]
