@@ -162,6 +162,28 @@ def test_drums_dropping_out_are_placed_after_the_last_hit_not_where_a_ringing_cy
     assert round(frame / RATE, 1) == 7.0
 
 
+def test_drums_dropping_out_after_a_backbeat_are_placed_a_beat_after_the_last_hit():
+    """A snare on 2 and 4 at 100 bpm (a hit every 1.2 s, the last at 5.4 s) while the music's beat (0.6 s) goes
+    on in the onset envelope, and a cymbal ringing to 6.4 s: the section ends at 6.0 s, one beat after the last
+    hit. Held to one hit interval (at most 1 s) the ring's end would stand (6.4 s); the beat holds it to 6.0 s."""
+    n = int(12 * RATE)
+    curves = {g: np.zeros(n) for g in novelty.GROUPS}
+    curves["drums"] = _bump(n, 6.5, 2.0 * novelty.SCALE["drums"])
+    nov = _novelty(curves)
+    t = np.arange(n) / RATE
+    nov.noise = np.where(t < 6.4, -50.0, -65.0)
+    nov.noise[(t >= 5.4) & (t < 6.4)] = -44.0
+    for hit in np.arange(0.6, 5.4 + 1e-9, 1.2):
+        nov.noise[int(round(hit * RATE))] = -20.0
+    for beat in np.arange(0.0, 12.0, 0.6):
+        nov.onset[int(round(beat * RATE))] = 1.0
+    p = SyncParams()
+    (frame, _, _), = novelty.pick_changes(nov, p.change_threshold, p.min_change_gap)
+    assert abs(frame / RATE - 6.0) <= 0.05, frame / RATE
+    peak = int(round(6.5 * RATE))
+    assert abs(novelty.hold_to_hits(nov.noise, peak, peak, RATE) / RATE - 6.4) <= 0.05  # the hit interval alone
+
+
 def test_a_modulation_is_placed_where_the_notes_leave_the_old_key():
     """The C to E flat modulation at 8 s: the picked change lies within 0.1 s of it (the two-window curve alone
     may peak ~0.7 s off), no other key change is picked, and refine_key_change finds the boundary from 0.6 s
