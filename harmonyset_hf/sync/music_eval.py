@@ -132,6 +132,39 @@ def shortfalls(result: dict[str, Any], goal: float = GOAL) -> list[str]:
     return out
 
 
+def wilson(hits: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """The Wilson score interval of a proportion of ``hits`` in ``n`` (scipy's; well-behaved at 0 and n)."""
+    from scipy.stats import binomtest
+
+    if n <= 0:
+        raise ValueError("an interval needs at least one trial")
+    ci = binomtest(hits, n).proportion_ci(confidence_level=confidence, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
+def pooled(results: list[dict[str, Any]], name: str | None = None) -> dict[str, Any]:
+    """One summary over the clips of several :func:`evaluate_half` results (draws of the held-out half): a cell of
+    12 changes swings about 0.15 from draw to draw, so a figure over several draws says more."""
+    if not results:
+        raise ValueError("nothing to pool")
+    items = [it for r in results for it in r["items"]]  # each clip stays in its own draw's result, not here again
+    return {"half": name or "pooled " + " + ".join(r["half"] for r in results), **summarize_clips(items)}
+
+
+def intervals(result: dict[str, Any]) -> list[str]:
+    """Recall of each change kind of one summary with its 95 % Wilson interval, as ``"<kind> 0.88 (53 of 60,
+    0.78-0.94)"``."""
+    out = []
+    for k in CHANGE_KINDS:
+        value, n = result["recall"].get(k), result["n_changes"].get(k, 0)
+        if value is None or not n:
+            continue
+        hits = round(value * n)
+        lo, hi = wilson(hits, n)
+        out.append(f"{k} {value:.2f} ({hits} of {n}, {lo:.2f}-{hi:.2f})")
+    return out
+
+
 # --------------------------------------------------------------------------------------------
 # Choosing the detector's thresholds (on the tune half only)
 # --------------------------------------------------------------------------------------------
