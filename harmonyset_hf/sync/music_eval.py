@@ -113,13 +113,15 @@ def table(results: list[dict[str, Any]]) -> str:
 GOAL = 0.9
 
 
+def _kind_counts(result: dict[str, Any]) -> list[tuple[str, float, int, int]]:
+    """(kind, recall, changes found, changes) for each change kind a summary has changes of."""
+    return [(k, result["recall"][k], round(result["recall"][k] * result["n_changes"][k]), result["n_changes"][k])
+            for k in CHANGE_KINDS if k in result["recall"] and result["n_changes"].get(k)]
+
+
 def shortfalls(result: dict[str, Any], goal: float = GOAL) -> list[str]:
     """Each figure of one :func:`evaluate_half` summary under ``goal``, as ``"<what> <value> (<count>)"``."""
-    out = []
-    for k in CHANGE_KINDS:
-        value, n = result["recall"].get(k), result["n_changes"].get(k, 0)
-        if value is not None and value < goal:
-            out.append(f"recall {k} {value:.2f} ({round(value * n)} of {n})")
+    out = [f"recall {k} {value:.2f} ({hits} of {n})" for k, value, hits, n in _kind_counts(result) if value < goal]
     if result["precision"] is not None and result["precision"] < goal:
         out.append(f"precision {result['precision']:.2f} ({result['false_detections']} false of "
                    f"{result['detections']})")
@@ -155,11 +157,7 @@ def intervals(result: dict[str, Any]) -> list[str]:
     """Recall of each change kind of one summary with its 95 % Wilson interval, as ``"<kind> 0.88 (53 of 60,
     0.78-0.94)"``."""
     out = []
-    for k in CHANGE_KINDS:
-        value, n = result["recall"].get(k), result["n_changes"].get(k, 0)
-        if value is None or not n:
-            continue
-        hits = round(value * n)
+    for k, value, hits, n in _kind_counts(result):
         lo, hi = wilson(hits, n)
         out.append(f"{k} {value:.2f} ({hits} of {n}, {lo:.2f}-{hi:.2f})")
     return out
