@@ -88,6 +88,7 @@ LOUDNESS_PLACE_WINDOW = 0.75
 # changes of tune draws 0-3 with a peak within 1.2 s, 11 were placed more than 0.35 s off without it (most a beat
 # early or late), 6 with pulls of 2-4.
 TEMPO_PULL = 2.0
+BEAT_SPAN = (0.5, 3.5)  # s from a frame: the onsets whose period is the beat on one side of it
 
 
 def _shift(v: np.ndarray, k: int) -> np.ndarray:
@@ -328,10 +329,16 @@ def hold_to_hits(noise: np.ndarray, peak: int, frame: int, rate: float, onset: n
     gaps = np.diff(hits[hits >= last - int(2.0 * rate)])
     interval = int(np.median(gaps)) if gaps.size else int(0.5 * rate)
     interval = min(max(interval, int(0.12 * rate)), int(1.0 * rate))
-    start, end = max(0, peak - int(3.5 * rate)), max(0, peak - int(0.5 * rate))
+    start, end = (max(0, f) for f in _beat_span(peak, rate, -1))
     if onset is not None and end - start > 1 and np.ptp(onset[start:end]) > 0:  # a flat envelope has no beat to hold to
         interval = min(interval, _beat_period(onset, start, end, rate))
     return int(np.clip(frame, last, last + interval))
+
+
+def _beat_span(frame: int, rate: float, side: int) -> tuple[int, int]:
+    """The frames of :data:`BEAT_SPAN` before ``frame`` (``side`` < 0) or after it."""
+    near, far = (int(s * rate) for s in BEAT_SPAN)
+    return (frame - far, frame - near) if side < 0 else (frame + near, frame + far)
 
 
 def _beat_period(env: np.ndarray, start: int, end: int, rate: float) -> int:
@@ -357,8 +364,8 @@ def refine_tempo_change(env: np.ndarray, frame: int, rate: float, span: float = 
 
     peaks = maximum_filter1d(env, 3)  # an onset may sit a frame off the grid (5 frames let a dense grid fit anywhere)
     peaks = peaks / (np.median(peaks) + 1e-9)  # the pull is in units of this clip's onsets, whatever their level
-    before = _beat_period(env, frame - int(3.5 * rate), frame - int(0.5 * rate), rate)
-    after = _beat_period(env, frame + int(0.5 * rate), frame + int(3.5 * rate), rate)
+    before = _beat_period(env, *_beat_span(frame, rate, -1), rate)
+    after = _beat_period(env, *_beat_span(frame, rate, 1), rate)
     best, where = -np.inf, frame
     for c in range(frame - int(span * rate), frame + int(span * rate) + 1):
         back = [c - j * before for j in range(1, beats + 1)]
