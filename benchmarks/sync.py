@@ -61,26 +61,35 @@ def _upscale(src: Path, dst: Path, width: int = 1280, height: int = 720, fps: in
     return dst
 
 
-def _music(cache: str | None, limit: int | None, draws: list[int]) -> None:
-    """Render (or reuse) both halves of the change set (and further draws of the held-out half), score them and
-    print the table."""
+def _music(cache: str | None, limit: int | None, draws: list[int], tune_draws: list[int]) -> None:
+    """Render (or reuse) both halves of the change set (and further draws of either half), score them and print
+    the table, the held-out figures under the goal, and how far the two halves' recall differ."""
     from harmonyset_hf.io import atomic_write_json
-    from harmonyset_hf.sync.music_eval import GOAL, evaluate_half, intervals, pooled, shortfalls, table
+    from harmonyset_hf.sync.music_eval import GOAL, evaluate_half, gaps, intervals, pooled, shortfalls, table
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(cache or tmp)
-        results = [evaluate_half(half, folder, limit=limit) for half in ("tune", "heldout")]
-        results += [evaluate_half("heldout", folder, limit=limit, draw=d) for d in draws if d > 0]
-        # every held-out draw together: 12 changes a cell swing about 0.15 from draw to draw
-        pool = [pooled(results[1:], f"held-out pooled ({len(results) - 1} draws)")] if len(results) > 2 else []
-        results += pool
+        sides = {}
+        for half, extra in (("tune", tune_draws), ("heldout", draws)):
+            runs = [evaluate_half(half, folder, limit=limit, draw=d) for d in [0, *(d for d in extra if d > 0)]]
+            # every draw of a half together: 12 changes a cell swing about 0.15 from draw to draw
+            name = {"tune": "tune", "heldout": "held-out"}[half]
+            pool = [pooled(runs, f"{name} pooled ({len(runs)} draws)")] if len(runs) > 1 else []
+            sides[half] = (runs, pool)
+        results = [r for runs, pool in sides.values() for r in runs + pool]
         print(table(results))
-        for p in pool:
-            print(f"{p['half']}, recall with 95 % intervals: " + "; ".join(intervals(p)))
-        for r in results[1:]:  # the tune half is where the bars were chosen: no goal is checked there
+        for _, pool in sides.values():
+            for p in pool:
+                print(f"{p['half']}, recall with 95 % intervals: " + "; ".join(intervals(p)))
+        runs, pool = sides["heldout"]
+        for r in runs + pool:  # the tune half is where the bars were chosen: no goal is checked there
             short = shortfalls(r)
             print(f"{r['half']}: " + (f"short of the goal ({GOAL}): " + "; ".join(short) if short
                                       else f"every figure at or over the goal ({GOAL})"))
+        if draws or tune_draws:
+            # each half's pool, or its one draw
+            tune, held = ((p or r)[-1] for r, p in (sides["tune"], sides["heldout"]))
+            print(f"{tune['half']} vs {held['half']}, recall (Fisher's exact test): " + "; ".join(gaps(tune, held)))
         if cache:
             print(f"per clip: {atomic_write_json(folder / 'results.json', results, indent=1)}")
 
@@ -95,6 +104,9 @@ def main() -> None:
     parser.add_argument("--draw", type=int, action="append", default=[], metavar="N",
                         help="with --music, also score draw N of the held-out half: the same design under other "
                              "seeds, music that no choice has been made on yet (repeatable)")
+    parser.add_argument("--tune-draw", type=int, action="append", default=[], metavar="N",
+                        help="with --music, also score draw N of the tune half (repeatable): with --draw, the two "
+                             "halves' recall is compared per kind, to tell a held-out shortfall from chance")
     parser.add_argument("--tune", action="store_true", help="choose sync.novelty.SCALE on the tune half and print it")
     args = parser.parse_args()
     if args.tune:
@@ -111,7 +123,7 @@ def main() -> None:
                   f"recall {chosen['guard_recall']['mini']:.2f}")
         return
     if args.music:
-        _music(args.cache, args.limit, args.draw)
+        _music(args.cache, args.limit, args.draw, args.tune_draw)
         return
     from harmonyset_hf.mini.render import render_item
 

