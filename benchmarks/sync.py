@@ -71,7 +71,9 @@ def _music(cache: str | None, limit: int | None, draws: list[int], tune_draws: l
         folder = Path(cache or tmp)
         sides = {}
         for half, extra in (("tune", tune_draws), ("heldout", draws)):
-            runs = [evaluate_half(half, folder, limit=limit, draw=d) for d in [0, *(d for d in extra if d > 0)]]
+            # a draw named twice is scored once: pooled twice, its clips would count double
+            wanted = [0, *dict.fromkeys(d for d in extra if d > 0)]
+            runs = [evaluate_half(half, folder, limit=limit, draw=d) for d in wanted]
             # every draw of a half together: 12 changes a cell swing about 0.15 from draw to draw
             name = {"tune": "tune", "heldout": "held-out"}[half]
             pool = [pooled(runs, f"{name} pooled ({len(runs)} draws)")] if len(runs) > 1 else []
