@@ -61,37 +61,38 @@ def _upscale(src: Path, dst: Path, width: int = 1280, height: int = 720, fps: in
     return dst
 
 
+def _half(half: str, label: str, extra: list[int], folder: Path, limit: int | None) -> list[dict]:
+    """Draw 0 of ``half`` and each further draw in ``extra`` scored, then, with more than one, all of them pooled
+    (last): 12 changes a cell swing about 0.15 from draw to draw."""
+    from harmonyset_hf.sync.music_eval import evaluate_half, pooled
+
+    # a draw named twice is scored once: pooled twice, its clips would count double
+    runs = [evaluate_half(half, folder, limit=limit, draw=d) for d in [0, *dict.fromkeys(d for d in extra if d > 0)]]
+    return runs + ([pooled(runs, f"{label} pooled ({len(runs)} draws)")] if len(runs) > 1 else [])
+
+
 def _music(cache: str | None, limit: int | None, draws: list[int], tune_draws: list[int]) -> None:
     """Render (or reuse) both halves of the change set (and further draws of either half), score them and print
     the table, the held-out figures under the goal, and how far the two halves' recall differ."""
     from harmonyset_hf.io import atomic_write_json
-    from harmonyset_hf.sync.music_eval import GOAL, evaluate_half, gaps, intervals, pooled, shortfalls, table
+    from harmonyset_hf.sync.music_eval import GOAL, gaps, intervals, shortfalls, table
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(cache or tmp)
-        sides = {}
-        for half, extra in (("tune", tune_draws), ("heldout", draws)):
-            # a draw named twice is scored once: pooled twice, its clips would count double
-            wanted = [0, *dict.fromkeys(d for d in extra if d > 0)]
-            runs = [evaluate_half(half, folder, limit=limit, draw=d) for d in wanted]
-            # every draw of a half together: 12 changes a cell swing about 0.15 from draw to draw
-            name = {"tune": "tune", "heldout": "held-out"}[half]
-            pool = [pooled(runs, f"{name} pooled ({len(runs)} draws)")] if len(runs) > 1 else []
-            sides[half] = (runs, pool)
-        results = [r for runs, pool in sides.values() for r in runs + pool]
+        tune = _half("tune", "tune", tune_draws, folder, limit)
+        held = _half("heldout", "held-out", draws, folder, limit)
+        results = tune + held
         print(table(results))
-        for _, pool in sides.values():
-            for p in pool:
-                print(f"{p['half']}, recall with 95 % intervals: " + "; ".join(intervals(p)))
-        runs, pool = sides["heldout"]
-        for r in runs + pool:  # the tune half is where the bars were chosen: no goal is checked there
+        for side in (tune, held):
+            if len(side) > 1:  # its last column is the pool
+                print(f"{side[-1]['half']}, recall with 95 % intervals: " + "; ".join(intervals(side[-1])))
+        for r in held:  # the tune half is where the bars were chosen: no goal is checked there
             short = shortfalls(r)
             print(f"{r['half']}: " + (f"short of the goal ({GOAL}): " + "; ".join(short) if short
                                       else f"every figure at or over the goal ({GOAL})"))
-        if draws or tune_draws:
-            # each half's pool, or its one draw
-            tune, held = ((p or r)[-1] for r, p in (sides["tune"], sides["heldout"]))
-            print(f"{tune['half']} vs {held['half']}, recall (Fisher's exact test): " + "; ".join(gaps(tune, held)))
+        if draws or tune_draws:  # each half's pool, or its one draw
+            print(f"{tune[-1]['half']} vs {held[-1]['half']}, recall (Fisher's exact test): "
+                  + "; ".join(gaps(tune[-1], held[-1])))
         if cache:
             print(f"per clip: {atomic_write_json(folder / 'results.json', results, indent=1)}")
 

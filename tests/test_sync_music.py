@@ -204,7 +204,8 @@ def test_held_out_draws_pool_into_one_summary_with_wilson_intervals():
     assert wilson(12, 12)[0] < 0.8 and wilson(12, 12)[1] == 1.0
     with pytest.raises(ValueError):
         pooled([])
-
+    with pytest.raises(ValueError, match="heldout-d21"):
+        pooled([d1, d2, d2])
 
 
 def _fisher_two_sided(a: int, n: int, b: int, m: int) -> float:

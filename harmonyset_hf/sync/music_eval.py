@@ -145,10 +145,14 @@ def wilson(hits: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
 
 
 def pooled(results: list[dict[str, Any]], name: str | None = None) -> dict[str, Any]:
-    """One summary over the clips of several :func:`evaluate_half` results (draws of the held-out half): a cell of
+    """One summary over the clips of several :func:`evaluate_half` results (draws of one half): a cell of
     12 changes swings about 0.15 from draw to draw, so a figure over several draws says more."""
     if not results:
         raise ValueError("nothing to pool")
+    names = [r["half"] for r in results]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:  # its clips would count twice
+        raise ValueError(f"a draw is pooled more than once: {', '.join(twice)}")
     items = [it for r in results for it in r["items"]]  # each clip stays in its own draw's result, not here again
     return {"half": name or "pooled " + " + ".join(r["half"] for r in results), **summarize_clips(items)}
 
