@@ -9,6 +9,7 @@ import pytest
 
 from harmonyset_hf.sync import novelty, pitch
 from harmonyset_hf.sync.analysis import SyncParams
+from harmonyset_hf.sync.windows import sides
 
 SR, HOP = 22050, 512
 RATE = SR / HOP
@@ -240,6 +241,22 @@ def test_the_group_that_moved_most_places_a_change_when_loudness_did_not():
     nov = _novelty(curves)
     picked = novelty.pick_changes(nov, 1.0, 2.5)
     assert len(picked) == 1 and abs(picked[0][0] / RATE - 4.8) <= 1 / RATE
+
+
+def test_the_level_of_the_mean_power_steps_at_a_step_and_not_along_a_crescendo():
+    """A level climbing 12 dB over 5 s moves the mean power of two 2 s windows 4.8 dB apart, over the loudness
+    bar; less the ramp that each window's halves show, the crescendo's kinks stay under 1 dB. A 10 dB step between
+    two flat stretches keeps all of it, on its frame."""
+    t = np.arange(int(15 * RATE)) / RATE
+    half = int(round(2 * RATE))
+    inner = slice(half, len(t) - half)
+    ramp = 10 ** ((np.clip((t - 5) / 5, 0, 1) * 12 - 12) / 10)
+    before, after = (np.log10(s[0]) * 10 for s in sides(ramp[None], half))
+    assert (after - before)[inner].max() > novelty.SCALE["loudness"]
+    assert novelty.power_step(ramp, half)[inner].max() < 1.0
+    stepped = novelty.power_step(np.where(t < 7.5, 0.1, 1.0), half)
+    assert stepped[inner].max() == pytest.approx(10.0, abs=1e-6)
+    assert abs(t[inner][np.argmax(stepped[inner])] - 7.5) <= 1 / RATE
 
 
 def test_a_tempo_change_is_placed_where_the_grids_meet_and_a_steady_grid_keeps_the_peak():

@@ -303,6 +303,18 @@ def test_a_louder_section_after_a_softer_half_bar_is_placed_on_its_step(tmp_path
     assert [c["code"] for c in item["cuts"]] == [c["truth"] for c in item["cuts"]], item
 
 
+@needs_fluidsynth
+def test_a_crescendo_with_a_quiet_half_bar_in_it_is_not_a_change(tmp_path):
+    """Tune draw 3's clip 58: a crescendo from -11 dB over 4.5 s, note by note, with a half bar in it where only a
+    drum and a faded chord sound. The level of the mean power of two windows stepped 1.72 times the loudness bar
+    at the half bar's end (6.5 s), so the cut 0.94 s later was coded B; with the crescendo's ramp taken off that
+    level as off the mean level, nothing is found and both cuts are coded C."""
+    plan = next(p for p in sync_music.plan_set("tune", draw=3) if p["id"] == "tune-d3-058")
+    assert [c["kind"] for c in plan["controls"]] == ["crescendo"], plan["controls"]
+    item = score_clip(plan, sync_music.render_clip(plan, tmp_path)["video"])
+    assert item["detected"] == [] and [c["code"] for c in item["cuts"]] == ["C", "C"], item
+
+
 def test_tuning_audio_from_a_video_without_sound_is_one_clear_error(tmp_path):
     """decoded_audio (what choose_thresholds hears) names the file when it has no audio stream."""
     path = make_clip(tmp_path / "silent.mp4", sound=False)
