@@ -306,9 +306,10 @@ def test_a_louder_section_after_a_softer_half_bar_is_placed_on_its_step(tmp_path
 @needs_fluidsynth
 def test_a_crescendo_with_a_quiet_half_bar_in_it_is_not_a_change(tmp_path):
     """Tune draw 3's clip 58: a crescendo from -11 dB over 4.5 s, note by note, with a half bar in it where only a
-    drum and a faded chord sound. The level of the mean power of two windows stepped 1.72 times the loudness bar
-    at the half bar's end (6.5 s), so the cut 0.94 s later was coded B; with the crescendo's ramp taken off that
-    level as off the mean level, nothing is found and both cuts are coded C."""
+    drum and a faded chord sound. Where it ends (6.5 s) the loudness curve reached 1.72 times its bar, the level of
+    the mean power having no ramp taken off, so the cut 0.94 s later was coded B; with the crescendo's ramp taken
+    off that level as off the mean level, the curve peaks at 0.97 of the bar, nothing is found and both cuts are
+    coded C."""
     plan = next(p for p in sync_music.plan_set("tune", draw=3) if p["id"] == "tune-d3-058")
     assert [c["kind"] for c in plan["controls"]] == ["crescendo"], plan["controls"]
     item = score_clip(plan, sync_music.render_clip(plan, tmp_path)["video"])
