@@ -271,3 +271,15 @@ def test_a_tempo_change_is_placed_where_the_grids_meet_and_a_steady_grid_keeps_t
     steady[::20] = 1.0
     assert abs(novelty.refine_tempo_change(steady, 503, RATE) - 500) <= 1
     assert abs(novelty.refine_tempo_change(steady, 518, RATE) - 520) <= 1
+
+
+@pytest.mark.parametrize("before, after", [(18.4, 25.5), (20.5, 15.4)])
+def test_a_beat_that_is_not_a_whole_number_of_frames_is_read_to_a_fraction_and_placed(before, after):
+    """A beat of 18.4 frames (140 bpm) read as 18 lays the sixth beat of its grid 2.4 frames off, past an onset's
+    width; the period is read to a fraction (parabola through the autocorrelation's top) and the change placed on
+    its frame from anywhere in the span (with whole frames: 53 and 17 frames late from 0.5 and 0.23 s after)."""
+    k = np.arange(1000)
+    times = np.concatenate([500 - before * np.arange(27), 500 + after * np.arange(1, 20)])
+    env = 0.1 + np.max([np.clip(1 - np.abs(k - t) / 1.5, 0, 1) for t in times], axis=0)  # onsets 3 frames wide
+    for start in (480, 500, 510, 520, 530):
+        assert abs(novelty.refine_tempo_change(env, start, RATE) - 500) <= 1
