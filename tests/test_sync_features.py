@@ -273,6 +273,20 @@ def test_a_tempo_change_is_placed_where_the_grids_meet_and_a_steady_grid_keeps_t
     assert abs(novelty.refine_tempo_change(steady, 518, RATE) - 520) <= 1
 
 
+def test_a_tempo_change_is_placed_where_the_chord_changes_when_the_onsets_fit_anywhere():
+    """Where the onsets fit a grid equally well a beat either way (a steady beat), the place where the notes'
+    pitch classes change (a chord on the bar line) wins over the nearest onset to the peak; without the notes the
+    nearest onset still wins."""
+    steady = np.full(1000, 0.1)
+    steady[::20] = 1.0
+    pcs = np.zeros((12, 1000))
+    pcs[[0, 4, 7], :500] = 1 / 3   # C E G up to frame 500 ...
+    pcs[[5, 9, 0], 500:] = 1 / 3   # ... then F A C
+    assert abs(novelty.refine_tempo_change(steady, 518, RATE, pcs=pcs) - 500) <= 1
+    assert abs(novelty.refine_tempo_change(steady, 518, RATE) - 520) <= 1
+    assert abs(novelty.refine_tempo_change(steady, 518, RATE, pcs=np.full((12, 1000), 1 / 12)) - 520) <= 1
+
+
 @pytest.mark.parametrize("before, after", [(18.4, 25.5), (20.5, 15.4)])
 def test_a_beat_that_is_not_a_whole_number_of_frames_is_read_to_a_fraction_and_placed(before, after):
     """A beat of 18.4 frames (140 bpm) read as 18 lays the sixth beat of its grid 2.4 frames off, past an onset's

@@ -316,6 +316,18 @@ def test_a_crescendo_with_a_quiet_half_bar_in_it_is_not_a_change(tmp_path):
     assert item["detected"] == [] and [c["code"] for c in item["cuts"]] == ["C", "C"], item
 
 
+@needs_fluidsynth
+def test_a_tempo_change_without_drums_is_placed_on_the_bar_line_where_the_chord_changes(tmp_path):
+    """Tune draw 9's clip 40 slows from 140 to 101 bpm at 6.86 s with no drums, the bass on beats 1, 2 1/2, 3 and 4
+    (read as a beat and a half on both sides). By the onset grids alone the change was placed 0.87 s late, a beat
+    and a half of the new tempo; with the chord that changes on the bar line counted, within 0.35 s."""
+    plan = next(p for p in sync_music.plan_set("tune", draw=9) if p["id"] == "tune-d9-040")
+    i = next(i for i, c in enumerate(plan["changes"]) if c["kind"] == "tempo_down")
+    assert not plan["sections"][i]["drums"] and plan["sections"][i]["groove"] == "funk", plan["sections"][i]
+    item = score_clip(plan, sync_music.render_clip(plan, tmp_path)["video"])
+    assert item["changes"][i]["found"], item
+
+
 def test_tuning_audio_from_a_video_without_sound_is_one_clear_error(tmp_path):
     """decoded_audio (what choose_thresholds hears) names the file when it has no audio stream."""
     path = make_clip(tmp_path / "silent.mp4", sound=False)
