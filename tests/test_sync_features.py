@@ -243,6 +243,25 @@ def test_the_group_that_moved_most_places_a_change_when_loudness_did_not():
     assert len(picked) == 1 and abs(picked[0][0] / RATE - 4.8) <= 1 / RATE
 
 
+def test_a_timbre_change_is_placed_on_the_chord_change_under_the_flat_top_of_its_curve():
+    """The timbre curve (long windows) is flat for half a second around a new arrangement and peaks 0.4 s after it;
+    the chord changing at 5 s (the bar line) places it there. Without notes, or where they do not change, the
+    curve's own peak stands."""
+    n = int(12 * RATE)
+    curves = {g: np.zeros(n) for g in novelty.GROUPS}
+    t = np.arange(n) / RATE
+    curves["timbre"] = novelty.SCALE["timbre"] * (1.3 - 0.05 * np.abs(t - 5.4)) * (np.abs(t - 5.2) < 1.5)
+    nov = _novelty(curves)
+    nov.pcs = np.zeros((12, n))
+    nov.pcs[np.ix_([0, 4, 7], t < 5.0)] = 1 / 3   # C E G up to the bar line ...
+    nov.pcs[np.ix_([5, 9, 0], t >= 5.0)] = 1 / 3  # ... then F A C
+    picked = novelty.pick_changes(nov)
+    assert len(picked) == 1 and abs(picked[0][0] / RATE - 5.0) <= 1 / RATE, picked
+    nov.pcs = np.full((12, n), 1 / 12)
+    assert abs(novelty.pick_changes(nov)[0][0] / RATE - 5.4) <= 1 / RATE
+    assert abs(novelty.pick_changes(_novelty(curves))[0][0] / RATE - 5.4) <= 1 / RATE
+
+
 def test_the_level_of_the_mean_power_steps_at_a_step_and_not_along_a_crescendo():
     """A level climbing 12 dB over 5 s moves the mean power of two 2 s windows 4.8 dB apart, over the loudness
     bar; less the ramp that each window's halves show, the crescendo's kinks stay under 1 dB. A 10 dB step between

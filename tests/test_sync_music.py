@@ -328,6 +328,16 @@ def test_a_tempo_change_without_drums_is_placed_on_the_bar_line_where_the_chord_
     assert item["changes"][i]["found"], item
 
 
+@needs_fluidsynth
+def test_a_new_arrangement_is_placed_on_its_bar_line(tmp_path):
+    """Tune draw 9's clip 8 changes instruments at 7.06 s, drums playing through. The timbre curve's top is broad
+    and was 0.49 s late; where the chord changes under it, the change is found within 0.35 s."""
+    plan = next(p for p in sync_music.plan_set("tune", draw=9) if p["id"] == "tune-d9-008")
+    assert plan["changes"][0]["kind"] == "timbre" and plan["sections"][0]["drums"], plan["changes"]
+    item = score_clip(plan, sync_music.render_clip(plan, tmp_path)["video"])
+    assert item["changes"][0]["found"], item
+
+
 def test_tuning_audio_from_a_video_without_sound_is_one_clear_error(tmp_path):
     """decoded_audio (what choose_thresholds hears) names the file when it has no audio stream."""
     path = make_clip(tmp_path / "silent.mp4", sound=False)

@@ -29,10 +29,11 @@ on the ``tune`` half of :mod:`harmonyset_hf.sync.music` with HarmonySet-mini's m
 strength is the largest of them. Where not every window of 3 s fits (near the ends) only loudness counts,
 against a higher bar (:data:`EDGE_FACTOR`). Of peaks closer than the minimum gap the one where most groups
 move wins (:func:`agreement`). Loudness places it where its level stepped, when it moved; else the group that
-moved most, in units of its bar: a tempo change where the beat grid before it and the one after it meet
-(:func:`refine_tempo_change`), a key change where one collection before and one after hold most notes
-(:func:`harmonyset_hf.sync.pitch.refine_key_change`), drums and onsets at the top of their shortest window (a
-drums-out change no later than one hit interval, or one beat, after the last hit: :func:`hold_to_hits`).
+moved most, in units of its bar: a tempo change where the beat grid before it and the one after it meet and the
+chord changes (:func:`refine_tempo_change`, :func:`chord_change`), a key change where one collection before and one
+after hold most notes (:func:`harmonyset_hf.sync.pitch.refine_key_change`), a timbre change at the top of its curve
+nearest a chord change, drums and onsets at the top of their shortest window (a drums-out change no later than one
+hit interval, or one beat, after the last hit: :func:`hold_to_hits`).
 """
 
 from __future__ import annotations
@@ -98,6 +99,11 @@ BEAT_SPAN = (0.5, 3.5)  # s from a frame: the onsets whose period is the beat on
 # 1,228 -> 1,235 right of 1,321; flat over weights 5-10 and windows 0.75-1 s, lower at 0.25-0.5 s.
 CHORD_WEIGHT = 10.0
 CHORD_WINDOW = 1.0
+# A timbre change is placed where its curve (in units of its bar) plus this times the chord's change is highest,
+# within PLACE_SPAN of the peak: the curve's windows are 3-3.5 s, so its top is flat for a beat or two either side of
+# a new arrangement, which starts on a bar line. On tune draws 0-11 timbre 127 -> 132 of 144 (131-132 over 0.2-0.5
+# and windows of 0.5-1 s; the curve's own top alone, or the chord's change alone, found no more or fewer).
+TIMBRE_CHORD = 0.3
 
 
 def _shift(v: np.ndarray, k: int) -> np.ndarray:
@@ -294,14 +300,16 @@ def pick_changes(nov: Novelty, threshold: float = 1.0, min_gap: float = 2.5, sca
     level step is exact to a frame), else the one that crossed furthest: rhythm where the beat grids before and
     after meet (:func:`refine_tempo_change`), harmony where one collection before and one after hold most notes
     (:func:`harmonyset_hf.sync.pitch.refine_key_change`), drums and onsets at the top of their shortest-window
-    curve (drums out no later than one hit interval or beat after the last hit, :func:`hold_to_hits`); timbre keeps the
-    peak (its windows are all long, the shortest no sharper).
+    curve (drums out no later than one hit interval or beat after the last hit, :func:`hold_to_hits`); timbre where
+    its curve plus :data:`TIMBRE_CHORD` times :func:`chord_change` is highest (its windows are all long, the
+    shortest no sharper, and a new arrangement starts on a bar line).
     """
     from scipy.signal import find_peaks
 
     scale = scale or SCALE
     total = strength(nov, scale)
     rank = agreement(nov, scale)
+    chords = None if nov.pcs is None else chord_change(nov.pcs, nov.rate)
     peaks, _ = find_peaks(total, height=threshold)
     gap = max(1, int(min_gap * nov.rate))
     kept: list[int] = []
@@ -320,6 +328,8 @@ def pick_changes(nov: Novelty, threshold: float = 1.0, min_gap: float = 2.5, sca
             frame = refine_tempo_change(nov.onset, frame, nov.rate, pcs=nov.pcs)
         elif nov.full[p] and top == "harmony" and nov.pcs is not None:
             frame = refine_key_change(nov.pcs, frame, nov.rate)
+        elif nov.full[p] and top == "timbre" and chords is not None and span > 0:
+            frame = lo + int(np.argmax(nov.curves["timbre"][lo:hi] / scale["timbre"] + TIMBRE_CHORD * chords[lo:hi]))
         elif span > 0 and top != "timbre":
             frame = lo + int(np.argmax(nov.fine[top][lo:hi]))
             if top == "drums" and nov.full[p] and nov.noise is not None:
@@ -388,6 +398,13 @@ def _beat_period(env: np.ndarray, start: int, end: int, rate: float) -> float:
     return k + 0.5 * float(ac[k - 1] - ac[k + 1]) / float(curve) if curve < 0 else float(k)
 
 
+def chord_change(pcs: np.ndarray, rate: float, window: float = CHORD_WINDOW) -> np.ndarray:
+    """The share (0-1) of the notes' pitch classes (12, frames; each frame's summing to 1) that changes between the
+    ``window`` s before each frame and the ``window`` s after it: high on a bar line where the chord changes."""
+    before, after = sides(pcs, max(1, int(round(window * rate))))
+    return 0.5 * np.abs(after - before).sum(axis=0)
+
+
 def refine_tempo_change(env: np.ndarray, frame: int, rate: float, span: float = 0.8, beats: int = 6,
                         pull: float = TEMPO_PULL, pcs: np.ndarray | None = None, chord: float = CHORD_WEIGHT) -> int:
     """The frame within ``span`` s of ``frame`` where the beat grid of the music before meets the one after.
@@ -408,8 +425,7 @@ def refine_tempo_change(env: np.ndarray, frame: int, rate: float, span: float = 
     after = _beat_period(env, *_beat_span(frame, rate, 1), rate)
     moved = np.zeros(len(env))
     if pcs is not None:
-        old, new = sides(pcs[:, :len(env)], max(1, int(round(CHORD_WINDOW * rate))))
-        moved[:pcs.shape[1]] = 0.5 * np.abs(new - old).sum(axis=0)
+        moved[:min(len(env), pcs.shape[1])] = chord_change(pcs[:, :len(env)], rate)
     best, where = -np.inf, frame
     for c in range(frame - int(span * rate), frame + int(span * rate) + 1):
         back = [round(c - j * before) for j in range(1, beats + 1)]
