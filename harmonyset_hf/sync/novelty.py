@@ -96,13 +96,13 @@ BEAT_SPAN = (0.5, 3.5)  # s from a frame: the onsets whose period is the beat on
 # over windows of CHORD_WINDOW s either side. A section starts at a bar line, where the chord changes; in music without
 # drums a bass on beats 1, 2 1/2, 3 and 4 reads as a beat and a half, and grids a beat or two late fit the onsets as
 # well as the right one. On tune draws 0-11 (144 changes a kind): tempo down 134 -> 138, tempo up 142 -> 144, found
-# 1,228 -> 1,235 right of 1,321; flat over weights 5-10 and windows 0.75-1 s, lower at 0.25-0.5 s.
+# 1,228 -> 1,235 right of 1,321; within a change or two over weights 5-10 and windows 0.5-1 s, lower at 0.25 s.
 CHORD_WEIGHT = 10.0
 CHORD_WINDOW = 1.0
 # A timbre change is placed where its curve (in units of its bar) plus this times the chord's change is highest,
 # within PLACE_SPAN of the peak: the curve's windows are 3-3.5 s, so its top is flat for a beat or two either side of
 # a new arrangement, which starts on a bar line. On tune draws 0-11 timbre 127 -> 132 of 144 (131-132 over 0.2-0.5
-# and windows of 0.5-1 s; the curve's own top alone, or the chord's change alone, found no more or fewer).
+# and windows of 0.5-1 s); the curve's own top alone found no more, the nearest chord change alone fewer.
 TIMBRE_CHORD = 0.3
 
 
@@ -298,11 +298,11 @@ def pick_changes(nov: Novelty, threshold: float = 1.0, min_gap: float = 2.5, sca
 
     Of the groups that crossed their bar within ``span`` s, loudness places the change when it is one of them (a
     level step is exact to a frame), else the one that crossed furthest: rhythm where the beat grids before and
-    after meet (:func:`refine_tempo_change`), harmony where one collection before and one after hold most notes
-    (:func:`harmonyset_hf.sync.pitch.refine_key_change`), drums and onsets at the top of their shortest-window
-    curve (drums out no later than one hit interval or beat after the last hit, :func:`hold_to_hits`); timbre where
-    its curve plus :data:`TIMBRE_CHORD` times :func:`chord_change` is highest (its windows are all long, the
-    shortest no sharper, and a new arrangement starts on a bar line).
+    after meet and the chord changes (:func:`refine_tempo_change`), harmony where one collection before and one
+    after hold most notes (:func:`harmonyset_hf.sync.pitch.refine_key_change`), drums and onsets at the top of
+    their shortest-window curve (drums out no later than one hit interval or beat after the last hit,
+    :func:`hold_to_hits`); timbre where its curve plus :data:`TIMBRE_CHORD` times :func:`chord_change` is highest
+    (its windows are all long, the shortest no sharper, and a new arrangement starts on a bar line).
     """
     from scipy.signal import find_peaks
 
