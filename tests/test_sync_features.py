@@ -301,9 +301,10 @@ def test_a_tempo_change_is_placed_where_the_chord_changes_when_the_onsets_fit_an
     pcs = np.zeros((12, 1000))
     pcs[[0, 4, 7], :500] = 1 / 3   # C E G up to frame 500 ...
     pcs[[5, 9, 0], 500:] = 1 / 3   # ... then F A C
-    assert abs(novelty.refine_tempo_change(steady, 518, RATE, pcs=pcs) - 500) <= 1
+    assert abs(novelty.refine_tempo_change(steady, 518, RATE, chords=novelty.chord_change(pcs, RATE)) - 500) <= 1
     assert abs(novelty.refine_tempo_change(steady, 518, RATE) - 520) <= 1
-    assert abs(novelty.refine_tempo_change(steady, 518, RATE, pcs=np.full((12, 1000), 1 / 12)) - 520) <= 1
+    unmoved = novelty.chord_change(np.full((12, 1000), 1 / 12), RATE)
+    assert abs(novelty.refine_tempo_change(steady, 518, RATE, chords=unmoved) - 520) <= 1
 
 
 @pytest.mark.parametrize("before, after", [(18.4, 25.5), (20.5, 15.4)])

@@ -48,7 +48,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 from . import instrument
 from .pitch import key_change, note_grid, note_pitch_classes, pick_notes, refine_key_change
 from .timbre import instrument_change, part_features, posterior_change, timbre_change
-from .windows import sides
+from .windows import sides, total_variation
 
 GROUPS = ("loudness", "drums", "onsets", "timbre", "harmony", "rhythm")
 WINDOWS = {"loudness": (2.0, 3.0), "drums": (1.0, 2.0, 3.0), "onsets": (1.0, 2.0, 3.0),
@@ -325,7 +325,7 @@ def pick_changes(nov: Novelty, threshold: float = 1.0, min_gap: float = 2.5, sca
         top = (crossed[0] if crossed else max(GROUPS, key=groups.get)) if nov.full[p] else "loudness"
         frame = p
         if nov.full[p] and top == "rhythm":
-            frame = refine_tempo_change(nov.onset, frame, nov.rate, pcs=nov.pcs)
+            frame = refine_tempo_change(nov.onset, frame, nov.rate, chords=chords)
         elif nov.full[p] and top == "harmony" and nov.pcs is not None:
             frame = refine_key_change(nov.pcs, frame, nov.rate)
         elif nov.full[p] and top == "timbre" and chords is not None and span > 0:
@@ -401,12 +401,12 @@ def _beat_period(env: np.ndarray, start: int, end: int, rate: float) -> float:
 def chord_change(pcs: np.ndarray, rate: float, window: float = CHORD_WINDOW) -> np.ndarray:
     """The share (0-1) of the notes' pitch classes (12, frames; each frame's summing to 1) that changes between the
     ``window`` s before each frame and the ``window`` s after it: high on a bar line where the chord changes."""
-    before, after = sides(pcs, max(1, int(round(window * rate))))
-    return 0.5 * np.abs(after - before).sum(axis=0)
+    return total_variation(pcs, max(1, int(round(window * rate))))
 
 
 def refine_tempo_change(env: np.ndarray, frame: int, rate: float, span: float = 0.8, beats: int = 6,
-                        pull: float = TEMPO_PULL, pcs: np.ndarray | None = None, chord: float = CHORD_WEIGHT) -> int:
+                        pull: float = TEMPO_PULL, chords: np.ndarray | None = None, chord: float = CHORD_WEIGHT
+                        ) -> int:
     """The frame within ``span`` s of ``frame`` where the beat grid of the music before meets the one after.
 
     Two-window rhythm novelty peaks up to ~0.7 s off a tempo change; the change itself is the last onset
@@ -414,8 +414,8 @@ def refine_tempo_change(env: np.ndarray, frame: int, rate: float, span: float = 
     (with four, a grid a beat off still fitted well enough in 2 of the 24 tempo changes of the tune half).
     A grid a beat off can still fit about as well (an eighth-note groove has onsets between the beats), so each
     candidate also loses ``pull`` (in units of the clip's median onset peak) per second away from ``frame``.
-    Given the pitch classes of the notes (``pcs``, 12 by frames), each candidate gains ``chord`` times the share of
-    them that changes between :data:`CHORD_WINDOW` s before and after it: a new section starts where the chord does.
+    Given how far the chord moves at each frame (``chords``, :func:`chord_change` of the notes' pitch classes), each
+    candidate gains ``chord`` times it: a new section starts where the chord does.
     """
     from scipy.ndimage import maximum_filter1d
 
@@ -423,9 +423,7 @@ def refine_tempo_change(env: np.ndarray, frame: int, rate: float, span: float = 
     peaks = peaks / (np.median(peaks) + 1e-9)  # the pull is in units of this clip's onsets, whatever their level
     before = _beat_period(env, *_beat_span(frame, rate, -1), rate)
     after = _beat_period(env, *_beat_span(frame, rate, 1), rate)
-    moved = np.zeros(len(env))
-    if pcs is not None:
-        moved[:min(len(env), pcs.shape[1])] = chord_change(pcs[:, :len(env)], rate)
+    moved = np.zeros(len(env)) if chords is None else chords
     best, where = -np.inf, frame
     for c in range(frame - int(span * rate), frame + int(span * rate) + 1):
         back = [round(c - j * before) for j in range(1, beats + 1)]

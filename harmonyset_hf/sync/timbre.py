@@ -28,7 +28,7 @@ from functools import lru_cache
 import numpy as np
 
 from .pitch import LOWEST
-from .windows import sides, spread_distance
+from .windows import spread_distance, total_variation
 
 # Each part's 98th percentile of peaks more than 1.5 s from any change (windows of 3 and 3.5 s, smoothed 0.1 s) on
 # the tune half of the General MIDI set: the parts are compared in these units.
@@ -125,5 +125,4 @@ def posterior_change(posteriors: np.ndarray, half: int) -> np.ndarray:
     move between windows of ``half`` frames: the total variation of the chord head plus the lead head's, in
     :data:`UNITS`. Unlike the embedding distance it is not divided by the spread inside the windows, which drums
     raise in every frame while the classes the network names stay put."""
-    b, a = sides(posteriors, half)
-    return 0.5 * np.abs(a - b).sum(axis=0) / UNITS["posterior"]
+    return total_variation(posteriors, half) / UNITS["posterior"]

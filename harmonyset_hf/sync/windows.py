@@ -14,6 +14,13 @@ def sides(x: np.ndarray, half: int) -> tuple[np.ndarray, np.ndarray]:
     return (c[:, t] - c[:, lo]) / np.maximum(1, t - lo), (c[:, hi] - c[:, t]) / np.maximum(1, hi - t)
 
 
+def total_variation(x: np.ndarray, half: int) -> np.ndarray:
+    """Half the summed absolute difference between the means of ``x`` (d, n) over the ``half`` frames before and
+    after each frame: for rows that are shares summing to 1 a frame, the share that moves (0-1)."""
+    before, after = sides(x, half)
+    return 0.5 * np.abs(after - before).sum(axis=0)
+
+
 def spread_distance(m: np.ndarray, half: int, weight: np.ndarray | None = None) -> np.ndarray:
     """Root mean square over rows of the two-window mean difference of ``m`` (d, n) in units of the pooled
     within-window variance; frames count by ``weight`` (default 1)."""
