@@ -13,7 +13,9 @@ arrive (``monitored_barrier``) and needs no GPU.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import functools
 import logging
 import os
 import re
@@ -119,6 +121,26 @@ def process_group(rank: Rank, timeout_s: float = DEFAULT_TIMEOUT_S) -> Iterator[
     finally:
         if made:
             dist.destroy_process_group()
+
+
+def close_process_group() -> None:
+    """Destroy the default process group if one is up (a no-op otherwise)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+@functools.cache
+def close_process_group_at_exit() -> None:
+    """Have the default process group destroyed when Python exits, while the interpreter is still whole (once).
+
+    For groups that code we call makes and never destroys (the harness models' accelerator): a rank
+    that leaves gloo's threads to interpreter finalization can abort with "terminate called without
+    an active exception" (SIGABRT) after all its work is done (pytorch/pytorch#190489), and its
+    launcher then fails the whole run.
+    """
+    atexit.register(close_process_group)
 
 
 def barrier(group: Any = None, timeout_s: float = DEFAULT_TIMEOUT_S, what: str = "the other ranks") -> None:

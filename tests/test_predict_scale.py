@@ -224,3 +224,27 @@ def test_lm_eval_under_torchrun_answers_each_question_once(hub_dir, tmp_path):
     seen = [json.loads(line)["doc"]["question_id"] for f in sorted(out.rglob("samples_harmonyset_mc_*.jsonl"))
             for line in f.read_text().splitlines() if line.strip()]
     assert sorted(seen) == sorted(row["question_id"] for row in every)
+
+
+def test_harness_ranks_destroy_their_process_group_before_python_finalizes(tmp_path):
+    """torchrun, 2 ranks: the group a harness model's accelerator makes is gone when the ranks' last exit handler runs.
+
+    A gloo group left to interpreter finalization can abort a rank that has finished (SIGABRT,
+    "terminate called without an active exception"), which fails the launcher's whole run.
+    """
+    script = tmp_path / "rank.py"
+    script.write_text(
+        "import atexit\n"
+        "from types import SimpleNamespace\n"
+        "import torch.distributed as dist\n"
+        "from harmonyset_hf.harness.adapter import bind_rank\n"
+        # registered first, so it runs last (atexit is last in, first out)
+        "atexit.register(lambda: print('group up at exit:', dist.is_initialized(), flush=True))\n"
+        "lm = SimpleNamespace()\n"
+        "bind_rank(lm)\n"
+        "print('rank', lm._rank, 'of', lm._world_size, 'up:', dist.is_initialized(), flush=True)\n")
+    proc = subprocess.run([str(BIN / "torchrun"), "--standalone", "--nproc_per_node", "2", str(script)],
+                          env=_env(), cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert sorted(re.findall(r"rank (\d) of 2 up: True", proc.stdout)) == ["0", "1"], proc.stdout
+    assert proc.stdout.count("group up at exit: False") == 2, proc.stdout

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, NoReturn
 
-from ..distributed import DEFAULT_TIMEOUT_S, current_rank, rank_device
+from ..distributed import DEFAULT_TIMEOUT_S, close_process_group_at_exit, current_rank, rank_device
 from ..errors import HarmonySetError
 from ..evaluation.predict import check_model_config
 from ..models import MODELS, ModelError, get_model
@@ -116,7 +116,8 @@ def bind_rank(lm: Any, device: Any = None, timeout_s: float = DEFAULT_TIMEOUT_S)
 
     lm-eval's HFLM and lmms-eval's models make an ``Accelerator`` when launched with several
     processes and take its process index and count; the evaluators shard the requests by them and
-    gather through it. Without GPUs the accelerator is a CPU one (gloo). Returns the device for the
+    gather through it. Without GPUs the accelerator is a CPU one (gloo). Neither harness destroys the
+    process group the accelerator makes, so it is destroyed at exit here. Returns the device for the
     registry model (see :func:`usable_device`).
     """
     import torch
@@ -129,6 +130,7 @@ def bind_rank(lm: Any, device: Any = None, timeout_s: float = DEFAULT_TIMEOUT_S)
 
         accelerator = Accelerator(cpu=lm._device.type != "cuda",
                                   kwargs_handlers=[InitProcessGroupKwargs(timeout=timedelta(seconds=timeout_s))])
+        close_process_group_at_exit()
         lm.accelerator = accelerator
         lm._rank, lm._world_size = accelerator.process_index, accelerator.num_processes
         log.info("harmonyset: rank %d of %d on %s", lm._rank, lm._world_size, lm._device)
