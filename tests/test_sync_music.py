@@ -108,6 +108,17 @@ def scored(rendered):
     return {clip_id: score_clip(clip["plan"], clip["video"]) for clip_id, clip in rendered.items()}
 
 
+def _tune_plan(clip_id: str) -> dict:
+    """The plan of the tune clip ``clip_id`` (``tune-045`` of draw 0, ``tune-d9-040`` of draw 9)."""
+    draw = int(clip_id.split("-")[1][1:]) if clip_id.count("-") == 2 else 0
+    return next(p for p in sync_music.plan_set("tune", draw=draw) if p["id"] == clip_id)
+
+
+def _scored(plan: dict, tmp_path) -> dict:
+    """``plan`` rendered under ``tmp_path`` and scored as benchmarks/sync.py scores it."""
+    return score_clip(plan, sync_music.render_clip(plan, tmp_path)["video"])
+
+
 def _section_db(y: np.ndarray, sec: dict) -> float:
     sr = sync_music.SAMPLE_RATE
     seg = y[int((sec["start"] + 0.5) * sr):int((sec["end"] - 0.5) * sr)]
@@ -283,9 +294,9 @@ def test_drums_dropping_out_under_a_synth_pad_are_found(tmp_path):
     """Tune clip 45: a half-time groove at 92 bpm under a polysynth pad and a guitar stops at 5.22 s. Found within
     0.35 s since the drums curve reads the noise floor above 6 kHz; from 4 kHz, where the pad's partials stay
     when the hats stop, it reached 0.96 of its bar."""
-    plan = next(p for p in sync_music.plan_set("tune") if p["id"] == "tune-045")
+    plan = _tune_plan("tune-045")
     assert plan["changes"][0]["kind"] == "drums_out" and plan["sections"][0]["groove"] == "halftime", plan
-    item = score_clip(plan, sync_music.render_clip(plan, tmp_path)["video"])
+    item = _scored(plan, tmp_path)
     assert item["changes"][0]["found"], item
 
 
@@ -296,9 +307,9 @@ def test_a_louder_section_after_a_softer_half_bar_is_placed_on_its_step(tmp_path
     wherever it starts) it was a beat early (-0.54 s); by the level step over 0.75 s windows, within 0.01 s.
     (A synthetic version of this, sawtooth chords with a 14 dB dip, passed only through a false drums peak: the
     band above 6 kHz of bare sawtooths is almost empty, and the dip's own end is the larger step.)"""
-    plan = next(p for p in sync_music.plan_set("tune", draw=2) if p["id"] == "tune-d2-035")
+    plan = _tune_plan("tune-d2-035")
     assert [c["kind"] for c in plan["changes"]] == ["tempo_down", "louder"], plan["changes"]
-    item = score_clip(plan, sync_music.render_clip(plan, tmp_path)["video"])
+    item = _scored(plan, tmp_path)
     assert all(c["found"] for c in item["changes"]) and item["false"] == 0, item
     assert [c["code"] for c in item["cuts"]] == [c["truth"] for c in item["cuts"]], item
 
@@ -310,9 +321,9 @@ def test_a_crescendo_with_a_quiet_half_bar_in_it_is_not_a_change(tmp_path):
     the mean power having no ramp taken off, so the cut 0.94 s later was coded B; with the crescendo's ramp taken
     off that level as off the mean level, the curve peaks at 0.97 of the bar, nothing is found and both cuts are
     coded C."""
-    plan = next(p for p in sync_music.plan_set("tune", draw=3) if p["id"] == "tune-d3-058")
+    plan = _tune_plan("tune-d3-058")
     assert [c["kind"] for c in plan["controls"]] == ["crescendo"], plan["controls"]
-    item = score_clip(plan, sync_music.render_clip(plan, tmp_path)["video"])
+    item = _scored(plan, tmp_path)
     assert item["detected"] == [] and [c["code"] for c in item["cuts"]] == ["C", "C"], item
 
 
@@ -321,10 +332,10 @@ def test_a_tempo_change_without_drums_is_placed_on_the_bar_line_where_the_chord_
     """Tune draw 9's clip 40 slows from 140 to 101 bpm at 6.86 s with no drums, the bass on beats 1, 2 1/2, 3 and 4
     (read as a beat and a half on both sides). By the onset grids alone the change was placed 0.87 s late, a beat
     and a half of the new tempo; with the chord that changes on the bar line counted, within 0.35 s."""
-    plan = next(p for p in sync_music.plan_set("tune", draw=9) if p["id"] == "tune-d9-040")
+    plan = _tune_plan("tune-d9-040")
     i = next(i for i, c in enumerate(plan["changes"]) if c["kind"] == "tempo_down")
     assert not plan["sections"][i]["drums"] and plan["sections"][i]["groove"] == "funk", plan["sections"][i]
-    item = score_clip(plan, sync_music.render_clip(plan, tmp_path)["video"])
+    item = _scored(plan, tmp_path)
     assert item["changes"][i]["found"], item
 
 
@@ -332,9 +343,9 @@ def test_a_tempo_change_without_drums_is_placed_on_the_bar_line_where_the_chord_
 def test_a_new_arrangement_is_placed_on_its_bar_line(tmp_path):
     """Tune draw 9's clip 8 changes instruments at 7.06 s, drums playing through. The timbre curve's top is broad
     and was 0.49 s late; where the chord changes under it, the change is found within 0.35 s."""
-    plan = next(p for p in sync_music.plan_set("tune", draw=9) if p["id"] == "tune-d9-008")
+    plan = _tune_plan("tune-d9-008")
     assert plan["changes"][0]["kind"] == "timbre" and plan["sections"][0]["drums"], plan["changes"]
-    item = score_clip(plan, sync_music.render_clip(plan, tmp_path)["video"])
+    item = _scored(plan, tmp_path)
     assert item["changes"][0]["found"], item
 
 
