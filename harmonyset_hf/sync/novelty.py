@@ -423,14 +423,14 @@ def refine_tempo_change(env: np.ndarray, frame: int, rate: float, span: float = 
     peaks = peaks / (np.median(peaks) + 1e-9)  # the pull is in units of this clip's onsets, whatever their level
     before = _beat_period(env, *_beat_span(frame, rate, -1), rate)
     after = _beat_period(env, *_beat_span(frame, rate, 1), rate)
-    moved = np.zeros(len(env)) if chords is None else chords
     best, where = -np.inf, frame
     for c in range(frame - int(span * rate), frame + int(span * rate) + 1):
         back = [round(c - j * before) for j in range(1, beats + 1)]
         ahead = [round(c + j * after) for j in range(beats)]
         if back[-1] < 0 or ahead[-1] >= len(env):
             continue
-        score = float(peaks[back].mean() + peaks[ahead].mean() + chord * moved[c]) - pull * abs(c - frame) / rate
+        gain = 0.0 if chords is None else chord * chords[c]
+        score = float(peaks[back].mean() + peaks[ahead].mean() + gain) - pull * abs(c - frame) / rate
         if score > best:
             best, where = score, c
     return where
