@@ -75,7 +75,7 @@ def _music(cache: str | None, limit: int | None, draws: list[int], tune_draws: l
     """Render (or reuse) both halves of the change set (and further draws of either half), score them and print
     the table, the held-out figures under the goal, and how far the two halves' recall differ."""
     from harmonyset_hf.io import atomic_write_json
-    from harmonyset_hf.sync.music_eval import GOAL, gaps, intervals, shortfalls, table
+    from harmonyset_hf.sync.music_eval import GOAL, gaps, intervals, misses, shortfalls, table
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(cache or tmp)
@@ -90,6 +90,8 @@ def _music(cache: str | None, limit: int | None, draws: list[int], tune_draws: l
             short = shortfalls(r)
             print(f"{r['half']}: " + (f"short of the goal ({GOAL}): " + "; ".join(short) if short
                                       else f"every figure at or over the goal ({GOAL})"))
+        for side in (tune, held):  # its pool, or its one draw
+            print(f"{side[-1]['half']}, changes missed: " + ("; ".join(misses(side[-1])) or "none"))
         if draws or tune_draws:  # each half's pool, or its one draw
             print(f"{tune[-1]['half']} vs {held[-1]['half']}, recall (Fisher's exact test): "
                   + "; ".join(gaps(tune[-1], held[-1])))

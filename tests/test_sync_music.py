@@ -17,6 +17,8 @@ from harmonyset_hf.sync.music_eval import (
     decoded_audio,
     gaps,
     intervals,
+    misses,
+    place_changes,
     pooled,
     score_clip,
     shortfalls,
@@ -163,6 +165,9 @@ def test_scoring_a_rendered_clip(rendered, scored):
     assert all(0 <= c.time - t <= 1 / sync_music.FPS + 1e-3 for c, t in zip(a.cuts, planted))
     found = [c["found"] for c in item["changes"]]
     assert item["false"] == len(item["detected"]) - sum(found) >= 0
+    for c in item["changes"]:  # a change found has its detection within the tolerance; one missed, none or one near
+        off = c["offset"]
+        assert (off is not None and abs(off) <= 0.35) if c["found"] else (off is None or 0.35 < abs(off) <= 2.5)
     assert [c["truth"] for c in item["cuts"]] == [c["code"] for c in clip["plan"]["cuts"]]
     summary = summarize_clips(list(scored.values()))
     assert summary["clips"] == len(rendered) and 0.0 <= summary["code_accuracy"] <= 1.0
@@ -184,6 +189,31 @@ def test_summary_arithmetic():
     assert s["code_accuracy"] == pytest.approx(2 / 3) and s["controls_coded_c"] == {"fill": 1.0}
     assert shortfalls(s) == ["recall key 0.00 (0 of 1)", "precision 0.50 (1 false of 2)", "code accuracy 0.67"]
     assert shortfalls(s, goal=0.5) == ["recall key 0.00 (0 of 1)"]  # at the goal is not short of it
+
+
+def test_a_missed_change_is_told_apart_as_placed_off_or_not_found():
+    """A change no detection matched takes the nearest detection that matched no other change, within 2.5 s (the
+    detector's min_gap), as its offset; a detection matched to another change is not reused; the summary and
+    ``misses`` split each kind's misses by it."""
+    assert place_changes([5.0, 11.0], [5.1, 11.8, 20.0]) == [(True, pytest.approx(0.1)), (False, pytest.approx(0.8))]
+    assert place_changes([5.0, 5.6], [5.1]) == [(True, pytest.approx(0.1)), (False, None)]  # 5.1 is 5.0's
+    assert place_changes([5.0], [2.4, 8.0]) == [(False, None)]  # nothing within 2.5 s
+    assert place_changes([5.0], [4.0, 6.5]) == [(False, pytest.approx(-1.0))]  # the nearer, early
+    assert place_changes([], [3.0]) == []
+
+    def item(changes: list[tuple[str, bool, float | None]]) -> dict:
+        return {"id": "x", "kind": "change", "detected": [], "false": 0, "cuts": [],
+                "changes": [{"time": 5.0, "kind": k, "found": f, "offset": o} for k, f, o in changes]}
+
+    s = summarize_clips([item([("timbre", False, 0.8), ("key", True, 0.1)]),
+                         item([("timbre", False, None), ("timbre", False, -1.2), ("key", True, -0.2)]),
+                         item([("timbre", True, 0.0)])])
+    assert s["missed_placed_off"] == {"timbre": [-1.2, 0.8]} and s["missed_not_found"] == {"timbre": 1}
+    assert misses(s) == ["timbre 3 missed: 2 placed 0.80-1.20 s off (1 late), 1 not found"]
+    old = summarize_clips([{**item([]), "changes": [{"time": 5.0, "kind": "key", "found": False}]}])
+    assert misses(old) == ["key 1 missed"]  # results kept before offsets were: the count alone
+    one = summarize_clips([item([("key", False, -0.5)]), item([("key", False, 0.5)])])
+    assert misses(one) == ["key 2 missed: 2 placed 0.50 s off (1 late)"]
 
 
 def test_shortfalls_name_every_figure_under_the_goal_and_nothing_else():
