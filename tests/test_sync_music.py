@@ -214,6 +214,8 @@ def test_a_missed_change_is_told_apart_as_placed_off_or_not_found():
     assert misses(old) == ["key 1 missed"]  # results kept before offsets were: the count alone
     one = summarize_clips([item([("key", False, -0.5)]), item([("key", False, 0.5)])])
     assert misses(one) == ["key 2 missed: 2 placed 0.50 s off (1 late)"]
+    far = summarize_clips([item([("key", False, 9.5)]), item([("key", False, -10.25)])])  # by size, not as text
+    assert misses(far) == ["key 2 missed: 2 placed 9.50-10.25 s off (1 late)"]
 
 
 def test_shortfalls_name_every_figure_under_the_goal_and_nothing_else():
