@@ -14,6 +14,7 @@ from harmonyset_hf.media import load_frames_at_fps
 from harmonyset_hf.sync import analysis as sync
 from harmonyset_hf.sync import music as sync_music
 from harmonyset_hf.sync.music_eval import (
+    NEAR,
     decoded_audio,
     gaps,
     intervals,
@@ -167,7 +168,7 @@ def test_scoring_a_rendered_clip(rendered, scored):
     assert item["false"] == len(item["detected"]) - sum(found) >= 0
     for c in item["changes"]:  # a change found has its detection within the tolerance; one missed, none or one near
         off = c["offset"]
-        assert (off is not None and abs(off) <= 0.35) if c["found"] else (off is None or 0.35 < abs(off) <= 2.5)
+        assert (off is not None and abs(off) <= 0.35) if c["found"] else (off is None or 0.35 < abs(off) <= NEAR)
     assert [c["truth"] for c in item["cuts"]] == [c["code"] for c in clip["plan"]["cuts"]]
     summary = summarize_clips(list(scored.values()))
     assert summary["clips"] == len(rendered) and 0.0 <= summary["code_accuracy"] <= 1.0
