@@ -75,3 +75,85 @@ def test_class_probabilities_are_the_networks_heads_and_their_change_is_a_total_
     switched[[1, meta["families"] + 1], 50:] = 1.0
     change = timbre.posterior_change(switched, 20) * timbre.UNITS["posterior"]
     assert change[50] == pytest.approx(2.0) and change[25] == pytest.approx(0.0)
+
+
+def _looped(rng: np.random.Generator, chords: np.ndarray, offset: np.ndarray, frames: int, hold: int = 40
+            ) -> np.ndarray:
+    """(d, frames): a loop of ``chords`` (each held ``hold`` frames) moved by ``offset`` (an instrument), with noise."""
+    idx = (np.arange(frames) // hold) % chords.shape[1]
+    return chords[:, idx] + offset[:, None] + 0.1 * rng.standard_normal((chords.shape[0], frames))
+
+
+def test_a_repeated_chord_loop_is_not_new_but_a_new_arrangement_is():
+    """What a section repeats (four chords in a loop, each moving the embedding elsewhere) finds its twin within
+    the reach, so recurrence_distance stays low inside the section; the same loop by another instrument (a shift
+    of every frame) has no twin before it. The two-window mean distance fires on the loop's chords as well."""
+    from harmonyset_hf.sync.windows import recurrence_distance, spread_distance
+
+    rng = np.random.default_rng(3)
+    chords = rng.standard_normal((16, 4))
+    first = _looped(rng, chords, np.zeros(16), 480)
+    second = _looped(rng, chords, np.full(16, 0.6), 480)
+    m = np.concatenate([first, second], axis=1)
+    new = recurrence_distance(m, 60, 300)
+    inside = np.r_[200:420, 700:900]  # a whole loop (160 frames) heard before and after, windows inside a section
+    assert new[480] > 3 * new[inside].max()
+    assert np.argmax(new[400:560]) + 400 == pytest.approx(480, abs=4)
+    means = spread_distance(m, 60)
+    assert means[inside].max() > 0.5 * means[480]  # the loop's chords move the window means nearly as much
+    assert np.all(new[:60] == 0) and np.all(new[-60:] == 0)  # no full window: no novelty
+
+
+def test_recurrence_distance_looks_no_further_than_its_reach():
+    """A frame's value depends only on the frames within its window, its reach and a block of it: changing the
+    music further away leaves it as it was (so a long video is compared piece by piece, not all with all)."""
+    from harmonyset_hf.sync.windows import recurrence_distance
+
+    rng = np.random.default_rng(4)
+    m = rng.standard_normal((8, 1200))
+    far = m.copy()
+    far[:, 1000:] += 5.0
+    a, b = recurrence_distance(m, 40, 200, block=8), recurrence_distance(far, 40, 200, block=8)
+    assert np.array_equal(a[:740], b[:740])
+    assert not np.allclose(a[900:1100], b[900:1100])
+
+
+def test_instrument_change_scales_the_embedding_and_is_in_its_unit():
+    """instrument_change is recurrence_distance of the embedding in units of each dimension's spread, divided by
+    its unit, over the timbre module's reach at the frame rate given."""
+    from harmonyset_hf.sync import timbre
+    from harmonyset_hf.sync.windows import recurrence_distance
+
+    rng = np.random.default_rng(5)
+    emb = rng.standard_normal((timbre.EMBEDDING_SPREAD.size, 700)) * timbre.EMBEDDING_SPREAD[:, None]
+    rate = 43.0
+    want = recurrence_distance(emb / timbre.EMBEDDING_SPREAD[:, None], 120, int(round(timbre.REACH * rate)),
+                               timbre.BLOCK) / timbre.UNITS["instrument"]
+    np.testing.assert_allclose(timbre.instrument_change(emb, 120, rate), want)
+
+
+def test_recurrence_distance_is_its_definition_block_by_block():
+    """The chunked computation gives, frame by frame, what the definition says: block means every ``step``
+    frames, each block after the frame against its nearest block in the reach before it (and back), the smaller
+    of the two means; whatever the chunk size."""
+    from scipy.ndimage import uniform_filter1d
+
+    from harmonyset_hf.sync.windows import recurrence_distance
+
+    rng = np.random.default_rng(6)
+    m = np.cumsum(rng.standard_normal((5, 700)), axis=1) * 0.1
+    half, reach, block, step = 30, 120, 8, 2
+    b = uniform_filter1d(m, block, axis=1, mode="nearest")[:, ::step]
+    k, w, span, h = b.shape[1], half // step, reach // step, block // (2 * step)
+
+    def nearest(rows: range, cols: range) -> float:
+        return float(np.mean([min(np.sqrt(np.mean((b[:, i] - b[:, j]) ** 2)) for i in rows) for j in cols]))
+
+    want = np.zeros(k)
+    for t in range(w, k - w):
+        want[t] = min(nearest(range(max(0, t - h - span), t - h), range(t + h, t + w)),
+                      nearest(range(t + h, min(k, t + h + span)), range(t - w, t - h)))
+    for chunk in (7, 64, 1000):
+        got = recurrence_distance(m, half, reach, block, step, chunk=chunk)
+        np.testing.assert_allclose(got[half:-half], np.interp(np.arange(700), np.arange(k) * step, want)[half:-half],
+                                   atol=1e-9)

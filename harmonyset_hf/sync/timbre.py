@@ -16,9 +16,10 @@ Two windows are compared at each frame (the mean difference in units of the pool
 
 Each part is in units of :data:`UNITS`, its 98th percentile of peaks inside sections on the tune half of the
 General MIDI set (:mod:`.music`); the curve is ``min(envelope, max(broad, brightness, shape))``.
-:func:`instrument_change` measures the same two-window distance on the embedding of :mod:`.instrument`, and
-:func:`posterior_change` how far the instrument classes that network names move; :mod:`.novelty` averages the
-three.
+:func:`instrument_change` measures how new the embedding of :mod:`.instrument` is on each side of a frame to the
+other (:func:`~.windows.recurrence_distance`: what a section repeats finds its twin up to :data:`REACH` s away, a
+new arrangement does not), and :func:`posterior_change` how far the instrument classes that network names move;
+:mod:`.novelty` averages the three.
 """
 
 from __future__ import annotations
@@ -28,15 +29,30 @@ from functools import lru_cache
 import numpy as np
 
 from .pitch import LOWEST
-from .windows import spread_distance, total_variation
+from .windows import recurrence_distance, spread_distance, total_variation
 
 # Each part's 98th percentile of peaks more than 1.5 s from any change (windows of 3 and 3.5 s, smoothed 0.1 s) on
 # the tune half of the General MIDI set: the parts are compared in these units.
-# "instrument": the same on the instrument network's embedding (peaks at least 0.7 s apart where every group
-# counts), measured with the network shipped in harmonyset_hf/sync/instrument_net.npz.
+# "instrument": the same on :func:`instrument_change` (peaks at least 0.7 s apart where every group counts),
+# measured with the network shipped in harmonyset_hf/sync/instrument_net.npz.
 # "posterior": the same on the total variation of the network's chord and lead class probabilities.
-UNITS = {"envelope": 0.5336, "broad": 0.2367, "brightness": 0.8959, "shape": 0.7909, "instrument": 1.8841,
+UNITS = {"envelope": 0.5336, "broad": 0.2367, "brightness": 0.8959, "shape": 0.7909, "instrument": 0.7095,
          "posterior": 0.9200}
+# s: how far back (and ahead) a block of the embedding looks for its twin in instrument_change. A section's
+# arrangement repeats within a chord loop, and a clip's earlier sections count too: a new arrangement has no twin
+# anywhere before it. On tune draws 0-11 reaches of 3, 6, 9 and 14 s found 132, 134, 135 and 135 timbre changes
+# of 144 at the guard's floor with blocks of 8 frames (blocks of 4 at 14 s and of 16 at 9 s: 133).
+REACH = 14.0
+BLOCK = 8  # frames a block of the embedding averages (about 0.19 s)
+# The spread of each of the embedding's 64 dimensions over the frames of tune draw 0 (decoded clips), measured
+# with the shipped network (re-measure it with new weights): the distances between blocks are taken with every
+# dimension in these units, so that no few dimensions rule them.
+EMBEDDING_SPREAD = np.array([
+    3.331, 2.992, 3.595, 3.757, 4.827, 3.633, 1.807, 3.503, 0.8282, 2.699, 3.042, 3.868, 3.057, 3.159, 3.181,
+    0.2465, 3.793, 3.159, 1.006, 3.683, 4.06, 4.879, 3.485, 3.1, 4.193, 3.169, 3.088, 2.514, 2.706, 3.91, 4.176,
+    4.049, 0.3933, 2.651, 2.615, 2.941, 3.677, 3.352, 2.753, 2.419, 3.898, 3.338, 3.011, 4.248, 2.592, 0.3386,
+    2.639, 3.308, 4.121, 2.652, 3.187, 3.197, 3.705, 5.559, 3.632, 3.959, 3.205, 4.846, 1.583, 3.885, 3.773, 3.042,
+    4.43, 2.506])
 
 
 def descriptors(power: np.ndarray, harmonic: np.ndarray, sr: int) -> np.ndarray:
@@ -114,10 +130,16 @@ def timbre_change(parts: dict[str, tuple[np.ndarray, np.ndarray | None]], half: 
     return np.minimum(z["envelope"], np.maximum(np.maximum(z["broad"], z["brightness"]), z["shape"]))
 
 
-def instrument_change(embedding: np.ndarray, half: int) -> np.ndarray:
-    """The distance of the instrument network's embedding (:mod:`.instrument`) between windows of ``half``
-    frames, in :data:`UNITS`."""
-    return spread_distance(embedding, half) / UNITS["instrument"]
+def instrument_change(embedding: np.ndarray, half: int, rate: float = 22050 / 512) -> np.ndarray:
+    """How new the instrument network's embedding (:mod:`.instrument`, frames at ``rate`` a second) is on each
+    side of a frame to the other: :func:`~.windows.recurrence_distance` of the ``half`` frames after against the
+    :data:`REACH` s before, and back, in :data:`UNITS`. Unlike a distance of the two windows' means it is not
+    moved by a section's chords taking the embedding elsewhere and back, as long as the place was heard before."""
+    if embedding.shape[0] != EMBEDDING_SPREAD.size:
+        raise ValueError(f"instrument_change takes the {EMBEDDING_SPREAD.size}-dimensional embedding it was measured "
+                         f"on, got {embedding.shape[0]} dimensions")
+    z = embedding / EMBEDDING_SPREAD[:, None]
+    return recurrence_distance(z, half, int(round(REACH * rate)), BLOCK) / UNITS["instrument"]
 
 
 def posterior_change(posteriors: np.ndarray, half: int) -> np.ndarray:
