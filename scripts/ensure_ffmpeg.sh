@@ -7,9 +7,7 @@ if ldconfig -p 2>/dev/null | grep -q 'libavcodec\.so' && command -v ffprobe >/de
 fi
 if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
     echo "FFmpeg libraries missing: installing Debian's ffmpeg package" >&2
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq </dev/null
-    apt-get install -y -qq --no-install-recommends ffmpeg </dev/null >/dev/null
+    bash "$(dirname "$0")/apt_install.sh" ffmpeg
     exit 0
 fi
 echo "warning: the FFmpeg libraries are missing and this is not a root Debian shell;" >&2

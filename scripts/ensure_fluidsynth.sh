@@ -8,9 +8,7 @@ if command -v fluidsynth >/dev/null 2>&1 && { [ -n "${HARMONYSET_SOUNDFONT:-}" ]
 fi
 if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
     echo "FluidSynth or a GM soundfont missing: installing Debian's fluidsynth and timgm6mb-soundfont" >&2
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq </dev/null
-    apt-get install -y -qq --no-install-recommends fluidsynth timgm6mb-soundfont </dev/null >/dev/null
+    bash "$(dirname "$0")/apt_install.sh" fluidsynth timgm6mb-soundfont
     exit 0
 fi
 echo "warning: fluidsynth or a General MIDI soundfont is missing and this is not a root Debian shell;" >&2
