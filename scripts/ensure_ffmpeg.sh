@@ -2,7 +2,9 @@
 # torchcodec (the decoder behind datasets' Video/Audio features) needs the system FFmpeg
 # libraries. Install Debian's `ffmpeg` when they are missing and we are root; otherwise say how.
 set -euo pipefail
-if ldconfig -p 2>/dev/null | grep -q 'libavcodec\.so' && command -v ffprobe >/dev/null 2>&1; then
+# grep reads all of ldconfig's list: `grep -q` stops at the first match, ldconfig then dies of SIGPIPE, and under
+# pipefail the libraries read as missing (seen: a reinstall during `make test`'s clean-room step).
+if ldconfig -p 2>/dev/null | grep 'libavcodec\.so' >/dev/null && command -v ffprobe >/dev/null 2>&1; then
     exit 0
 fi
 if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then

@@ -58,3 +58,24 @@ def test_any_other_apt_error_fails_at_once(tmp_path):
     assert "Unable to locate package ffmpeg" in r.stderr
     assert "waiting" not in r.stderr
     assert len((tmp_path / "calls").read_text().splitlines()) == 2  # update, one install: no retry
+
+
+def test_ensure_ffmpeg_reads_the_whole_library_list(tmp_path):
+    """libavcodec listed first in a long `ldconfig -p` (past the pipe's buffer): found, nothing installed. With
+    `grep -q` the list's writer died of SIGPIPE once grep had its match and, under pipefail, FFmpeg read as missing
+    (4 runs in 300 on this machine's real list)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "ldconfig").write_text("#!/usr/bin/env bash\n"
+                                      "echo '\tlibavcodec.so.59 (libc6,x86-64) => /x/libavcodec.so.59'\n"
+                                      "yes '\tlibfoo.so.1 (libc6,x86-64) => /x/libfoo.so.1' | head -n 20000\n")
+    (bin_dir / "ffprobe").write_text("#!/usr/bin/env bash\nexit 0\n")
+    (bin_dir / "apt-get").write_text(FAKE)
+    for f in bin_dir.iterdir():
+        f.chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "STATE": str(tmp_path), "LOCKED": "0"}
+    r = subprocess.run(["bash", str(ROOT / "scripts" / "ensure_ffmpeg.sh")], env=env, capture_output=True, text=True,
+                       timeout=60, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stderr
+    assert "missing" not in r.stderr
+    assert not (tmp_path / "calls").exists()
