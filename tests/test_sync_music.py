@@ -309,7 +309,7 @@ def test_cuts_on_real_footage_bikes(fps):
 
 
 @needs_fluidsynth
-def test_detector_finds_held_out_changes_and_ignores_controls(scored):
+def test_detector_finds_held_out_changes_and_ignores_controls(rendered, scored):
     """On held-out clips (bars were chosen on the tune half): quieter sections count as much as louder ones,
     drums coming in and dropping out, a slower tempo and a key change are each found within 0.35 s, so their
     cuts get the planted A/B/C codes; the cuts on a crescendo and on drum fills are coded C. (heldout-060's third
@@ -321,8 +321,7 @@ def test_detector_finds_held_out_changes_and_ignores_controls(scored):
         assert item["false"] == 0 and [c["code"] for c in item["cuts"]] == [c["truth"] for c in item["cuts"]], item
     for clip_id in ("heldout-054", "heldout-060"):  # a crescendo; drum fills
         item = scored[clip_id]
-        controls = [c["time"] + c.get("seconds", 0.0) / 2 for c in sync_music.plan_set("heldout")[int(clip_id[-3:])][
-            "controls"]]
+        controls = [sync_music.control_time(c) for c in rendered[clip_id]["plan"]["controls"]]
         on = [c["code"] for c in item["cuts"] if min(abs(c["time"] - t) for t in controls) < 0.01]
         assert len(on) == len(controls) and on == ["C"] * len(on), item
     assert [c["code"] for c in scored["heldout-054"]["cuts"]] == ["C"] * len(scored["heldout-054"]["cuts"])

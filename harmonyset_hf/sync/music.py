@@ -207,6 +207,11 @@ def plan_clip(clip_id: str, half: str, kind: str, index: int) -> dict[str, Any]:
             "changes": changes, "controls": controls, "cuts": cuts, "seed": index}
 
 
+def control_time(control: dict[str, Any]) -> float:
+    """The moment a control stands for, where a cut on it is planted: a fill's downbeat, a crescendo's middle."""
+    return control["time"] + control.get("seconds", 0.0) / 2
+
+
 def _plan_cuts(changes: list[float], controls: list[dict[str, Any]], duration: float, rng: random.Random
                ) -> list[dict[str, Any]]:
     """Cuts with their true codes: one on a change (A), one near a change (B), one away from every change (C)."""
@@ -221,7 +226,7 @@ def _plan_cuts(changes: list[float], controls: list[dict[str, Any]], duration: f
                 cuts.append({"time": t, "code": "B"})
                 break
     else:  # controls: a cut on each control moment (the music must not count it) and one more
-        cuts += [{"time": round(c["time"] + (c.get("seconds", 0.0) / 2), 3), "code": "C"} for c in controls]
+        cuts += [{"time": round(control_time(c), 3), "code": "C"} for c in controls]
     spans = [(1.5, duration - 1.5)]
     for c in changes:
         spans = [s for a, b in spans for s in ((a, min(b, c - AWAY)), (max(a, c + AWAY), b)) if s[1] - s[0] > 0.2]

@@ -130,7 +130,7 @@ def timbre_change(parts: dict[str, tuple[np.ndarray, np.ndarray | None]], half: 
     return np.minimum(z["envelope"], np.maximum(np.maximum(z["broad"], z["brightness"]), z["shape"]))
 
 
-def instrument_change(embedding: np.ndarray, half: int, rate: float = 22050 / 512) -> np.ndarray:
+def instrument_change(embedding: np.ndarray, half: int, rate: float) -> np.ndarray:
     """How new the instrument network's embedding (:mod:`.instrument`, frames at ``rate`` a second) is on each
     side of a frame to the other: :func:`~.windows.recurrence_distance` of the ``half`` frames after against the
     :data:`REACH` s before, and back, in :data:`UNITS`. Unlike a distance of the two windows' means it is not
