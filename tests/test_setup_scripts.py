@@ -22,17 +22,25 @@ exit 0
 """
 
 
-def _run(tmp_path: Path, locked: int, wait: int, broken: str = "") -> subprocess.CompletedProcess:
-    """Run apt_install.sh ffmpeg with the stand-in apt-get first in PATH."""
+def _script(tmp_path: Path, name: str, *args: str, env: dict[str, str] | None = None,
+            stand_ins: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run scripts/``name`` with the stand-in apt-get (:data:`FAKE`, logging under ``tmp_path``) and the executables
+    ``stand_ins`` (name: bash body) first in PATH, ``env`` added to the environment."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
-    fake = bin_dir / "apt-get"
-    fake.write_text(FAKE)
-    fake.chmod(0o755)
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "STATE": str(tmp_path), "LOCKED": str(locked),
-           "APT_LOCK_WAIT": str(wait), "APT_LOCK_POLL": "1", "BROKEN": broken}
-    return subprocess.run(["bash", str(ROOT / "scripts" / "apt_install.sh"), "ffmpeg"], env=env, capture_output=True,
+    for exe, body in {"apt-get": FAKE, **(stand_ins or {})}.items():
+        (bin_dir / exe).write_text(body)
+        (bin_dir / exe).chmod(0o755)
+    full_env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "STATE": str(tmp_path), "LOCKED": "0",
+                "APT_LOCK_POLL": "1", **(env or {})}
+    return subprocess.run(["bash", str(ROOT / "scripts" / name), *args], env=full_env, capture_output=True,
                           text=True, timeout=60, stdin=subprocess.DEVNULL)
+
+
+def _run(tmp_path: Path, locked: int, wait: int, broken: str = "") -> subprocess.CompletedProcess:
+    """apt_install.sh ffmpeg, the stand-in apt-get's ``update`` finding the lock held ``locked`` times."""
+    return _script(tmp_path, "apt_install.sh", "ffmpeg",
+                   env={"LOCKED": str(locked), "APT_LOCK_WAIT": str(wait), "BROKEN": broken})
 
 
 def test_a_held_apt_lock_is_waited_out_then_the_packages_install(tmp_path):
@@ -64,18 +72,10 @@ def test_ensure_ffmpeg_reads_the_whole_library_list(tmp_path):
     """libavcodec listed first in a long `ldconfig -p` (past the pipe's buffer): found, nothing installed. With
     `grep -q` the list's writer died of SIGPIPE once grep had its match and, under pipefail, FFmpeg read as missing
     (4 runs in 300 on this machine's real list)."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "ldconfig").write_text("#!/usr/bin/env bash\n"
-                                      "echo '\tlibavcodec.so.59 (libc6,x86-64) => /x/libavcodec.so.59'\n"
-                                      "yes '\tlibfoo.so.1 (libc6,x86-64) => /x/libfoo.so.1' | head -n 20000\n")
-    (bin_dir / "ffprobe").write_text("#!/usr/bin/env bash\nexit 0\n")
-    (bin_dir / "apt-get").write_text(FAKE)
-    for f in bin_dir.iterdir():
-        f.chmod(0o755)
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "STATE": str(tmp_path), "LOCKED": "0"}
-    r = subprocess.run(["bash", str(ROOT / "scripts" / "ensure_ffmpeg.sh")], env=env, capture_output=True, text=True,
-                       timeout=60, stdin=subprocess.DEVNULL)
+    r = _script(tmp_path, "ensure_ffmpeg.sh", stand_ins={
+        "ldconfig": "#!/usr/bin/env bash\necho '\tlibavcodec.so.59 (libc6,x86-64) => /x/libavcodec.so.59'\n"
+                    "yes '\tlibfoo.so.1 (libc6,x86-64) => /x/libfoo.so.1' | head -n 20000\n",
+        "ffprobe": "#!/usr/bin/env bash\nexit 0\n"})
     assert r.returncode == 0, r.stderr
     assert "missing" not in r.stderr
     assert not (tmp_path / "calls").exists()
