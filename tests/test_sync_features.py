@@ -214,9 +214,9 @@ def test_refine_key_change_keeps_the_frame_when_both_sides_share_a_collection():
 
 def test_a_closing_chord_the_far_music_never_played_stays_with_the_old_key():
     """F minor (i iv i iv ... v) to F major (I IV I V), a chord a second, the change at 8 s. The music more than
-    0.8 s before the change fits the D flat and the A flat collections alike; only the closing C minor chord (its
-    G) says A flat. Collections fixed from the far music took D flat and placed the change at the start of that
-    chord (7 s); chosen per split, the C minor chord goes with the old key and the change lands at 8 s."""
+    1.2 s before the change fits the D flat and the A flat collections alike; only the closing C minor chord (its
+    G) says A flat. Taking the first of those (D flat) placed the change at the start of that chord (7 s); the
+    tie broken by the music nearer the change, the C minor chord goes with the old key and the change lands at 8 s."""
     rate = 50.0
     minor = [(5, 8, 0), (10, 1, 5)] * 3 + [(5, 8, 0), (0, 3, 7)]
     major = [(5, 9, 0), (10, 2, 5), (5, 9, 0), (0, 4, 7)] * 2
@@ -225,6 +225,23 @@ def test_a_closing_chord_the_far_music_never_played_stays_with_the_old_key():
         pcs[list(chord), int(i * rate):int((i + 1) * rate)] = 1 / 3
     for start in (7.6, 8.4):
         assert abs(pitch.refine_key_change(pcs, int(start * rate), rate) / rate - 8.0) <= 0.05
+
+
+def test_a_chord_both_keys_hold_leaves_the_split_to_the_bar_line_where_the_chord_moves_most():
+    """C major (C F G C F G C Em) to D major (D G A D ...), a chord a second, the change at 8 s. E minor fits both
+    collections, so the notes split as well anywhere from 7 s to 8 s (the first of equal splits in reach wins).
+    Given how far the chord moves at each frame, the split goes to 8 s, where E minor gives way to D major (no note
+    shared), not to 7 s, where C major gives way to E minor (two notes shared)."""
+    rate = 50.0
+    old = [(0, 4, 7), (5, 9, 0), (7, 11, 2), (0, 4, 7), (5, 9, 0), (7, 11, 2), (0, 4, 7), (4, 7, 11)]
+    new = [(2, 6, 9), (7, 11, 2), (9, 1, 4), (2, 6, 9)] * 2
+    pcs = np.zeros((12, int(16 * rate)))
+    for i, chord in enumerate(old + new):
+        pcs[list(chord), int(i * rate):int((i + 1) * rate)] = 1 / 3
+    chords = novelty.chord_change(pcs, rate)
+    for start in (7.4, 8.6):
+        assert pitch.refine_key_change(pcs, int(start * rate), rate) / rate < 7.5
+        assert abs(pitch.refine_key_change(pcs, int(start * rate), rate, chords=chords) / rate - 8.0) <= 0.05
 
 
 def test_the_group_that_moved_most_places_a_change_when_loudness_did_not():

@@ -30,8 +30,9 @@ strength is the largest of them. Where not every window of 3 s fits (near the en
 against a higher bar (:data:`EDGE_FACTOR`). Of peaks closer than the minimum gap the one where most groups
 move wins (:func:`agreement`). Loudness places it where its level stepped, when it moved; else the group that
 moved most, in units of its bar: a tempo change where the beat grid before it and the one after it meet and the
-chord changes (:func:`refine_tempo_change`, :func:`chord_change`), a key change where one collection before and one
-after hold most notes (:func:`harmonyset_hf.sync.pitch.refine_key_change`), a timbre change at the top of its curve
+chord changes (:func:`refine_tempo_change`, :func:`chord_change`), a key change where the old key's collection
+holds the notes before it, the new key's those after, and the chord changes
+(:func:`harmonyset_hf.sync.pitch.refine_key_change`), a timbre change at the top of its curve
 nearest a chord change, drums and onsets at the top of their shortest window (a drums-out change no later than one
 hit interval, or one beat, after the last hit: :func:`hold_to_hits`).
 """
@@ -299,8 +300,9 @@ def pick_changes(nov: Novelty, threshold: float = 1.0, min_gap: float = 2.5, sca
 
     Of the groups that crossed their bar within ``span`` s, loudness places the change when it is one of them (a
     level step is exact to a frame), else the one that crossed furthest: rhythm where the beat grids before and
-    after meet and the chord changes (:func:`refine_tempo_change`), harmony where one collection before and one
-    after hold most notes (:func:`harmonyset_hf.sync.pitch.refine_key_change`), drums and onsets at the top of
+    after meet and the chord changes (:func:`refine_tempo_change`), harmony where the old key's collection holds
+    the notes before and the new key's those after, and the chord changes
+    (:func:`harmonyset_hf.sync.pitch.refine_key_change`), drums and onsets at the top of
     their shortest-window curve (drums out no later than one hit interval or beat after the last hit,
     :func:`hold_to_hits`); timbre where its curve plus :data:`TIMBRE_CHORD` times :func:`chord_change` is highest
     (its windows are all long, the shortest no sharper, and a new arrangement starts on a bar line).
@@ -328,7 +330,7 @@ def pick_changes(nov: Novelty, threshold: float = 1.0, min_gap: float = 2.5, sca
         if nov.full[p] and top == "rhythm":
             frame = refine_tempo_change(nov.onset, frame, nov.rate, chords=chords)
         elif nov.full[p] and top == "harmony" and nov.pcs is not None:
-            frame = refine_key_change(nov.pcs, frame, nov.rate)
+            frame = refine_key_change(nov.pcs, frame, nov.rate, chords=chords)
         elif nov.full[p] and top == "timbre" and chords is not None and span > 0:
             frame = lo + int(np.argmax(nov.curves["timbre"][lo:hi] / scale["timbre"] + TIMBRE_CHORD * chords[lo:hi]))
         elif span > 0 and top != "timbre":

@@ -32,6 +32,10 @@ _TAKEN = (1.0, 1.0, 0.5, 1.0, 0.5, 0.5, 1.0)          # how much of each partial
 # How far (s) from the key curve's peak a modulation may be placed: of the 72 key changes of tune draws 0-5,
 # 0.90 were placed within 0.35 s with 0.8 s and fixed collections, 0.93 with 1.2 s and collections per split.
 KEY_SPAN = 1.2
+# How many seconds of notes a full change of chord at a split counts for (refine_key_change): on tune draws 0-11
+# (144 key changes) 133 placed within 0.35 s with 1.5 (131-133 over 1-2), 128 without the chord (the old and new
+# collections alone), 127 with collections chosen anew for every split and no chord (as before).
+KEY_CHORD = 1.5
 
 
 def semitone_peaks(mag: np.ndarray, sr: int, n_fft: int, fmax: float = 5400.0) -> np.ndarray:
@@ -104,31 +108,43 @@ def pitch_classes(y: np.ndarray, sr: int, hop: int) -> np.ndarray:
     return note_pitch_classes(*pick_notes(note_grid(y, sr, hop)))
 
 
-def refine_key_change(pcs: np.ndarray, frame: int, rate: float, span: float = KEY_SPAN, reach: float = 3.5) -> int:
+def _side_collection(far: np.ndarray, near: np.ndarray) -> int:
+    """The diatonic collection that holds most of the notes ``far`` (12,) from a change on one side of it; of
+    collections that hold them equally, the one that holds most of the notes ``near`` (12,) it."""
+    fit = COLLECTIONS @ far
+    tied = np.flatnonzero(fit >= fit.max() - 1e-6 * (far.sum() + 1e-9))
+    return int(tied[int(np.argmax((COLLECTIONS @ near)[tied]))])
+
+
+def refine_key_change(pcs: np.ndarray, frame: int, rate: float, span: float = KEY_SPAN, reach: float = 3.5,
+                      chords: np.ndarray | None = None, chord: float = KEY_CHORD) -> int:
     """The frame within ``span`` s of ``frame`` that best splits the notes (:func:`note_pitch_classes`) within
-    ``reach`` s of it into one diatonic collection before and one after.
+    ``reach`` s of it into the old key's collection before and the new key's after.
 
     The two-window key curve peaks up to ~1.4 s off a modulation: a window holding a little of the other key
-    still fits one collection, and a chord that both keys share fits either side. Each candidate split is
-    scored by how much of the notes before it the best collection for them holds, plus the same after it, both
-    collections chosen anew for every split: with them fixed in advance (from the music beyond ``span``), a
-    closing chord the far music never played (the minor v before a change of mode) could count for the new
-    key. Of equally good splits the earliest wins. Where the music beyond ``span`` fits the same collection on
-    both sides (a change of mode on the same notes, or no change of key at all), ``frame`` is kept.
+    still fits one collection, and a chord that both keys share fits either side. The old and new collections
+    are those that hold most of the music beyond ``span`` on each side (ties, where no note there tells two
+    collections apart, broken by the music within ``span``); each candidate split scores the notes before it
+    that the old collection holds and those after it that the new one holds, plus ``chord`` s of notes times how
+    far the chord moves there (``chords``, the share of pitch classes that changes, 0-1): a section starts
+    at a bar line, where the chord changes. Where both sides' music fits the same collection (a change of mode
+    on the same notes, or no change of key at all), ``frame`` is kept.
     """
     n = pcs.shape[1]
     s, r = int(span * rate), int(reach * rate)
-    before = COLLECTIONS @ pcs[:, max(0, frame - r):max(0, frame - s)].sum(axis=1)
-    after = COLLECTIONS @ pcs[:, min(n, frame + s):min(n, frame + r)].sum(axis=1)
-    if int(np.argmax(before)) == int(np.argmax(after)):
-        return frame
-    fit = np.concatenate([np.zeros((12, 1)), np.cumsum(COLLECTIONS @ pcs, axis=1)], axis=1)  # [:, i]: frames < i
+    old = _side_collection(pcs[:, max(0, frame - r):max(0, frame - s)].sum(axis=1),
+                           pcs[:, max(0, frame - s):frame].sum(axis=1))
+    new = _side_collection(pcs[:, min(n, frame + s):min(n, frame + r)].sum(axis=1),
+                           pcs[:, frame:min(n, frame + s)].sum(axis=1))
     first, last = max(0, frame - r), min(n, frame + r)
     cand = np.arange(max(first + 1, frame - s), min(last, frame + s + 1))
-    if cand.size == 0:
+    if old == new or cand.size == 0:
         return frame
-    score = (fit[:, cand] - fit[:, [first]]).max(axis=0) + (fit[:, [last]] - fit[:, cand]).max(axis=0)
-    # a plateau's sums differ by rounding only; the first split within a millionth of a frame of the best wins
+    gain = np.concatenate([[0.0], np.cumsum((COLLECTIONS[new] - COLLECTIONS[old]) @ pcs)])  # [i]: frames < i
+    # notes after the split that the new collection holds, less the old one's there (frames < first cancel out)
+    score = gain[last] - 2 * gain[cand] + gain[first]
+    if chords is not None:
+        score = score + chord * rate * chords[cand]
     return int(cand[int(np.flatnonzero(score >= score.max() - 1e-6)[0])])
 
 
