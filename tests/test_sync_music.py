@@ -378,6 +378,18 @@ def test_a_tempo_change_without_drums_is_placed_on_the_bar_line_where_the_chord_
 
 
 @needs_fluidsynth
+def test_a_tempo_change_without_drums_is_read_at_the_beat_not_at_half_a_beat(tmp_path):
+    """Tune draw 10's clip 50 slows from 146 to 111 bpm at 6.58 s, no drums, eighth-note chords over a bass on beats
+    1, 2 1/2, 3 and 4. The onsets after the change were strongest at half a beat (11.7 frames against 23.3), and the
+    grid laid with it placed the change 0.88 s late; weighted by the tempo prior (novelty.BEAT_PRIOR), the period is
+    the beat and the change is found within 0.35 s."""
+    plan = _tune_plan("tune-d10-050")
+    assert plan["changes"][0]["kind"] == "tempo_down" and not plan["sections"][1]["drums"], plan["changes"]
+    item = _scored(plan, tmp_path)
+    assert item["changes"][0]["found"], item
+
+
+@needs_fluidsynth
 def test_a_new_arrangement_is_placed_on_its_bar_line(tmp_path):
     """Tune draw 9's clip 8 changes instruments at 7.06 s, drums playing through. The timbre curve's top is broad
     and was 0.49 s late; where the chord changes under it, the change is found within 0.35 s."""
