@@ -127,8 +127,8 @@ def refine_key_change(pcs: np.ndarray, frame: int, rate: float, span: float = KE
     collections apart, broken by the music within ``span``); each candidate split scores the notes before it
     that the old collection holds and those after it that the new one holds, plus ``chord`` s of notes times how
     far the chord moves there (``chords``, the share of pitch classes that changes, 0-1): a section starts
-    at a bar line, where the chord changes. Where both sides' music fits the same collection (a change of mode
-    on the same notes, or no change of key at all), ``frame`` is kept.
+    at a bar line, where the chord changes. Of equally good splits the earliest wins. Where both sides' music fits
+    the same collection (a change of mode on the same notes, or no change of key at all), ``frame`` is kept.
     """
     n = pcs.shape[1]
     s, r = int(span * rate), int(reach * rate)
@@ -141,10 +141,12 @@ def refine_key_change(pcs: np.ndarray, frame: int, rate: float, span: float = KE
     if old == new or cand.size == 0:
         return frame
     gain = np.concatenate([[0.0], np.cumsum((COLLECTIONS[new] - COLLECTIONS[old]) @ pcs)])  # [i]: frames < i
-    # notes after the split that the new collection holds, less the old one's there (frames < first cancel out)
+    # (new - old) over the frames after the split less (new - old) over those before it: the notes the old collection
+    # holds before the split plus those the new one holds after it, less what is the same for every split
     score = gain[last] - 2 * gain[cand] + gain[first]
     if chords is not None:
         score = score + chord * rate * chords[cand]
+    # a plateau's sums differ by rounding only; the first split within a millionth of a frame of the best wins
     return int(cand[int(np.flatnonzero(score >= score.max() - 1e-6)[0])])
 
 
