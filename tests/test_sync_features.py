@@ -212,6 +212,14 @@ def test_refine_key_change_keeps_the_frame_when_both_sides_share_a_collection():
     assert abs(pitch.refine_key_change(pcs, 215, RATE) - 200) <= 1
 
 
+def _chord_pitch_classes(chords: list[tuple[int, int, int]], rate: float) -> np.ndarray:
+    """(12, frames) pitch classes of the triads ``chords``, one a second at ``rate`` frames a second."""
+    pcs = np.zeros((12, int(len(chords) * rate)))
+    for i, chord in enumerate(chords):
+        pcs[list(chord), int(i * rate):int((i + 1) * rate)] = 1 / 3
+    return pcs
+
+
 def test_a_closing_chord_the_far_music_never_played_stays_with_the_old_key():
     """F minor (i iv i iv ... v) to F major (I IV I V), a chord a second, the change at 8 s. The music more than
     1.2 s before the change fits the D flat and the A flat collections alike; only the closing C minor chord (its
@@ -220,9 +228,7 @@ def test_a_closing_chord_the_far_music_never_played_stays_with_the_old_key():
     rate = 50.0
     minor = [(5, 8, 0), (10, 1, 5)] * 3 + [(5, 8, 0), (0, 3, 7)]
     major = [(5, 9, 0), (10, 2, 5), (5, 9, 0), (0, 4, 7)] * 2
-    pcs = np.zeros((12, int(16 * rate)))
-    for i, chord in enumerate(minor + major):
-        pcs[list(chord), int(i * rate):int((i + 1) * rate)] = 1 / 3
+    pcs = _chord_pitch_classes(minor + major, rate)
     for start in (7.6, 8.4):
         assert abs(pitch.refine_key_change(pcs, int(start * rate), rate) / rate - 8.0) <= 0.05
 
@@ -235,9 +241,7 @@ def test_a_chord_both_keys_hold_leaves_the_split_to_the_bar_line_where_the_chord
     rate = 50.0
     old = [(0, 4, 7), (5, 9, 0), (7, 11, 2), (0, 4, 7), (5, 9, 0), (7, 11, 2), (0, 4, 7), (4, 7, 11)]
     new = [(2, 6, 9), (7, 11, 2), (9, 1, 4), (2, 6, 9)] * 2
-    pcs = np.zeros((12, int(16 * rate)))
-    for i, chord in enumerate(old + new):
-        pcs[list(chord), int(i * rate):int((i + 1) * rate)] = 1 / 3
+    pcs = _chord_pitch_classes(old + new, rate)
     chords = novelty.chord_change(pcs, rate)
     for start in (7.4, 8.6):
         assert pitch.refine_key_change(pcs, int(start * rate), rate) / rate < 7.5

@@ -29,8 +29,9 @@ NOTES_PER_FRAME = 4
 _HARMONIC_STEPS = (0, 12, 19, 24, 28, 31, 36)         # harmonics 1, 2, 3, 4, 5, 6, 8 in semitones
 _HARMONIC_WEIGHTS = tuple(0.8 ** h for h in range(len(_HARMONIC_STEPS)))
 _TAKEN = (1.0, 1.0, 0.5, 1.0, 0.5, 0.5, 1.0)          # how much of each partial a picked note takes away
-# How far (s) from the key curve's peak a modulation may be placed: of the 72 key changes of tune draws 0-5,
-# 0.90 were placed within 0.35 s with 0.8 s and fixed collections, 0.93 with 1.2 s and collections per split.
+# How far (s) from the key curve's peak a modulation may be placed, and where the far music that names the old and
+# new keys begins. With the old and new collections and KEY_CHORD, tune draws 0-11 placed 133 of 144 key changes with
+# 1.2 s and with 1.6 s; held-out draws 0 and 19-40 255 of 276 with 1.2 s, 250 with 1.6 s (docs/sync.md).
 KEY_SPAN = 1.2
 # How many seconds of notes a full change of chord at a split counts for (refine_key_change): on tune draws 0-11
 # (144 key changes) 133 placed within 0.35 s with 1.5 (131-133 over 1-2), 128 without the chord (the old and new
