@@ -283,6 +283,48 @@ def test_a_timbre_change_is_placed_on_the_chord_change_under_the_flat_top_of_its
     assert abs(novelty.pick_changes(_novelty(curves))[0][0] / RATE - 5.4) <= 1 / RATE
 
 
+def _bars_of_chords(n: int, chords: list[tuple[float, tuple[int, int, int]]]) -> np.ndarray:
+    """(12, n) pitch classes of triads, each from its start time (s) to the next one's."""
+    t = np.arange(n) / RATE
+    pcs = np.zeros((12, n))
+    for (start, triad), (end, _) in zip(chords, chords[1:] + [(t[-1] + 1, ())]):
+        pcs[np.ix_(list(triad), (t >= start) & (t < end))] = 1 / 3
+    return pcs
+
+
+def _passing_chord_clip() -> novelty.Novelty:
+    """A beat every 0.5 s, a chord a bar (bar lines at 1, 3, 5, 7, 9 s), except that the bar from 5 s holds E minor
+    for half a second and then F; a timbre curve flat and topped at 5.4 s, over its bar."""
+    n = int(12 * RATE)
+    t = np.arange(n) / RATE
+    C, F, G, Em = (0, 4, 7), (5, 9, 0), (7, 11, 2), (4, 7, 11)
+    curves = {g: np.zeros(n) for g in novelty.GROUPS}
+    curves["timbre"] = novelty.SCALE["timbre"] * (1.3 - 0.05 * np.abs(t - 5.4)) * (np.abs(t - 5.2) < 1.5)
+    nov = _novelty(curves)
+    nov.pcs = _bars_of_chords(n, [(0, C), (1, F), (3, G), (5, Em), (5.5, F), (7, C), (9, G), (11, C)])
+    nov.onset = np.where(np.abs((t + 0.25) % 0.5 - 0.25) < 0.6 / RATE, 1.0, 0.1)  # an onset on every beat
+    return nov
+
+
+def test_a_timbre_change_is_placed_on_the_bar_line_not_on_a_passing_chord_under_its_curve():
+    """The chord moves more at 5.5 s (E minor to F shares nothing) than on the bar line at 5 s (G to E minor shares
+    two notes), and the timbre curve's flat top leaves the choice to the chords. The bar lines a whole number of
+    bars before and after (:func:`novelty.bar_grid`) put the change on the one at 5 s."""
+    nov = _passing_chord_clip()
+    chords = novelty.chord_change(nov.pcs, RATE)
+    assert chords[int(5.5 * RATE)] > chords[int(5.0 * RATE)] + 0.2
+    grid = novelty.bar_grid(chords, nov.onset, int(5.4 * RATE), 0, len(chords), RATE)
+    assert grid[int(5.0 * RATE)] > grid[int(5.5 * RATE)] + 0.2
+    assert abs(novelty.pick_changes(nov)[0][0] / RATE - 5.0) <= 2 / RATE  # the curve still rises towards its top
+
+
+def test_a_timbre_change_falls_to_the_passing_chord_without_the_bar_grid(monkeypatch):
+    """The same music with the bar lines' weight at 0: the chord change alone places the change on the passing
+    chord at 5.5 s (the grid, not something else, moved it in the test above)."""
+    monkeypatch.setattr(novelty, "BAR_WEIGHT", 0.0)
+    assert abs(novelty.pick_changes(_passing_chord_clip())[0][0] / RATE - 5.5) <= 2 / RATE
+
+
 def test_the_level_of_the_mean_power_steps_at_a_step_and_not_along_a_crescendo():
     """A level climbing 12 dB over 5 s moves the mean power of two 2 s windows 4.8 dB apart, over the loudness
     bar; less the ramp that each window's halves show, the crescendo's kinks stay under 1 dB. A 10 dB step between

@@ -399,6 +399,29 @@ def test_a_new_arrangement_is_placed_on_its_bar_line(tmp_path):
     assert item["changes"][0]["found"], item
 
 
+@needs_fluidsynth
+def test_a_new_arrangement_is_placed_on_the_bar_line_not_a_beat_after_it(tmp_path):
+    """Tune draw 5's clip 32 changes strings and reeds for piano and organ at 4.62 s (104 bpm, chords in half
+    notes). The timbre curve topped a beat late and the melody moved the notes more there than the chord on the
+    bar line: placed 0.42 s late. With the bar lines of the music around it (novelty.bar_grid), within 0.35 s."""
+    plan = _tune_plan("tune-d5-032")
+    assert plan["changes"][0]["kind"] == "timbre", plan["changes"]
+    item = _scored(plan, tmp_path)
+    assert item["changes"][0]["found"], item
+
+
+@needs_fluidsynth
+def test_a_change_of_mode_is_placed_on_the_bar_line_not_a_beat_after_it(tmp_path):
+    """Tune draw 10's clip 22 turns from D minor to D major at 13.35 s, no drums, eighth-note chords at 94 bpm: the
+    two keys share five notes, the notes split as well a beat either side, and the chord moved most 0.65 s late.
+    With the bar lines of the music around it (novelty.bar_grid, pitch.KEY_BAR), within 0.35 s."""
+    plan = _tune_plan("tune-d10-022")
+    i = next(i for i, c in enumerate(plan["changes"]) if c["kind"] == "key")
+    assert plan["sections"][i]["mode"] == "minor" and plan["sections"][i + 1]["mode"] == "major", plan["sections"]
+    item = _scored(plan, tmp_path)
+    assert item["changes"][i]["found"], item
+
+
 def test_tuning_audio_from_a_video_without_sound_is_one_clear_error(tmp_path):
     """decoded_audio (what choose_thresholds hears) names the file when it has no audio stream."""
     path = make_clip(tmp_path / "silent.mp4", sound=False)
