@@ -212,12 +212,18 @@ def test_refine_key_change_keeps_the_frame_when_both_sides_share_a_collection():
     assert abs(pitch.refine_key_change(pcs, 215, RATE) - 200) <= 1
 
 
+def _timed_chord_pitch_classes(n: int, chords: list[tuple[float, tuple[int, ...]]], rate: float = RATE) -> np.ndarray:
+    """(12, n) pitch classes of triads at ``rate`` frames a second, each from its start time (s) to the next one's."""
+    t = np.arange(n) / rate
+    pcs = np.zeros((12, n))
+    for (start, triad), (end, _) in zip(chords, chords[1:] + [(t[-1] + 1, ())]):
+        pcs[np.ix_(list(triad), (t >= start) & (t < end))] = 1 / 3
+    return pcs
+
+
 def _chord_pitch_classes(chords: list[tuple[int, int, int]], rate: float) -> np.ndarray:
     """(12, frames) pitch classes of the triads ``chords``, one a second at ``rate`` frames a second."""
-    pcs = np.zeros((12, int(len(chords) * rate)))
-    for i, chord in enumerate(chords):
-        pcs[list(chord), int(i * rate):int((i + 1) * rate)] = 1 / 3
-    return pcs
+    return _timed_chord_pitch_classes(int(len(chords) * rate), list(enumerate(chords)), rate)
 
 
 def test_a_closing_chord_the_far_music_never_played_stays_with_the_old_key():
@@ -283,15 +289,6 @@ def test_a_timbre_change_is_placed_on_the_chord_change_under_the_flat_top_of_its
     assert abs(novelty.pick_changes(_novelty(curves))[0][0] / RATE - 5.4) <= 1 / RATE
 
 
-def _bars_of_chords(n: int, chords: list[tuple[float, tuple[int, int, int]]]) -> np.ndarray:
-    """(12, n) pitch classes of triads, each from its start time (s) to the next one's."""
-    t = np.arange(n) / RATE
-    pcs = np.zeros((12, n))
-    for (start, triad), (end, _) in zip(chords, chords[1:] + [(t[-1] + 1, ())]):
-        pcs[np.ix_(list(triad), (t >= start) & (t < end))] = 1 / 3
-    return pcs
-
-
 def _passing_chord_clip() -> novelty.Novelty:
     """A beat every 0.5 s, a chord a bar (bar lines at 1, 3, 5, 7, 9 s), except that the bar from 5 s holds E minor
     for half a second and then F; a timbre curve flat and topped at 5.4 s, over its bar."""
@@ -301,7 +298,7 @@ def _passing_chord_clip() -> novelty.Novelty:
     curves = {g: np.zeros(n) for g in novelty.GROUPS}
     curves["timbre"] = novelty.SCALE["timbre"] * (1.3 - 0.05 * np.abs(t - 5.4)) * (np.abs(t - 5.2) < 1.5)
     nov = _novelty(curves)
-    nov.pcs = _bars_of_chords(n, [(0, C), (1, F), (3, G), (5, Em), (5.5, F), (7, C), (9, G), (11, C)])
+    nov.pcs = _timed_chord_pitch_classes(n, [(0, C), (1, F), (3, G), (5, Em), (5.5, F), (7, C), (9, G), (11, C)])
     nov.onset = np.where(np.abs((t + 0.25) % 0.5 - 0.25) < 0.6 / RATE, 1.0, 0.1)  # an onset on every beat
     return nov
 

@@ -347,7 +347,7 @@ def pick_changes(nov: Novelty, threshold: float = 1.0, min_gap: float = 2.5, sca
         frame = p
         if nov.full[p] and top == "rhythm":
             frame = refine_tempo_change(nov.onset, frame, nov.rate, chords=chords)
-        elif nov.full[p] and top == "harmony" and nov.pcs is not None and chords is not None:
+        elif nov.full[p] and top == "harmony" and chords is not None:  # chords are the notes' (nov.pcs)
             bars = bar_grid(chords, nov.onset, p, 0, len(chords), nov.rate)
             frame = refine_key_change(nov.pcs, frame, nov.rate, chords=chords, bars=bars)
         elif nov.full[p] and top == "timbre" and chords is not None and span > 0:
@@ -423,6 +423,11 @@ def _beat_period(env: np.ndarray, start: int, end: int, rate: float) -> float:
     return k + 0.5 * float(ac[k - 1] - ac[k + 1]) / float(curve) if curve < 0 else float(k)
 
 
+def _side_beat(env: np.ndarray, frame: int, rate: float, side: int) -> float:
+    """The beat period (frames) of the onsets of :data:`BEAT_SPAN` before ``frame`` (``side`` < 0) or after it."""
+    return _beat_period(env, *_beat_span(frame, rate, side), rate)
+
+
 def chord_change(pcs: np.ndarray, rate: float, window: float = CHORD_WINDOW) -> np.ndarray:
     """The share (0-1) of the notes' pitch classes (12, frames; each frame's summing to 1) that changes between the
     ``window`` s before each frame and the ``window`` s after it: high on a bar line where the chord changes."""
@@ -435,7 +440,7 @@ def bar_grid(chords: np.ndarray, env: np.ndarray, frame: int, lo: int, hi: int, 
     before and after each, a bar ``beats`` beats of the onset envelope ``env`` on that side of ``frame``: high where
     a frame lies on the bar lines of the music around it."""
     n = len(chords)
-    bars = [beats * _beat_period(env, *_beat_span(frame, rate, side), rate) for side in (-1, 1)]
+    bars = [beats * _side_beat(env, frame, rate, side) for side in (-1, 1)]
     at = np.arange(lo, min(hi, n))
     total, count = np.zeros(len(at)), np.zeros(len(at))
     for k in (*range(-reach, 0), *range(1, reach + 1)):
@@ -463,8 +468,7 @@ def refine_tempo_change(env: np.ndarray, frame: int, rate: float, span: float = 
 
     peaks = maximum_filter1d(env, 3)  # an onset may sit a frame off the grid (5 frames let a dense grid fit anywhere)
     peaks = peaks / (np.median(peaks) + 1e-9)  # the pull is in units of this clip's onsets, whatever their level
-    before = _beat_period(env, *_beat_span(frame, rate, -1), rate)
-    after = _beat_period(env, *_beat_span(frame, rate, 1), rate)
+    before, after = _side_beat(env, frame, rate, -1), _side_beat(env, frame, rate, 1)
     best, where = -np.inf, frame
     for c in range(frame - int(span * rate), frame + int(span * rate) + 1):
         back = [round(c - j * before) for j in range(1, beats + 1)]
