@@ -24,19 +24,18 @@ downs inside a bar (a decaying chord, a rest in the melody, a fill) move a short
   a new key or mode moves it, chords inside a key and a passing out-of-key note hardly do;
 * ``rhythm`` -- 1 - cosine of the onset autocorrelations of the two windows (tempo, groove).
 
-Each curve is smoothed (:data:`SMOOTH`) and divided by the height that makes a change (:data:`SCALE`, chosen
-on the ``tune`` half of :mod:`harmonyset_hf.sync.music` with HarmonySet-mini's music as a guard); the change
-strength is the largest of them. Where not every window of 3 s fits (near the ends) only loudness counts,
-against a higher bar (:data:`EDGE_FACTOR`). Of peaks closer than the minimum gap the one where most groups
-move wins (:func:`agreement`). Loudness places it where its level stepped, when it moved most or by a real step
-(:data:`LOUDNESS_FIRST`); else the group that
-moved most, in units of its bar: a tempo change where the beat grid before it and the one after it meet and the
-chord changes (:func:`refine_tempo_change`, :func:`chord_change`), a key change where the old key's collection
-holds the notes before it, the new key's those after, and the chord changes
-(:func:`harmonyset_hf.sync.pitch.refine_key_change`), a timbre change at the top of its curve nearest a chord
-change (key and timbre changes on the bar lines of the music around them, :func:`bar_grid`), drums and onsets at
-the top of their shortest window (a drums-out change no later than one hit interval, or one beat, after the last
-hit: :func:`hold_to_hits`).
+Each curve is smoothed (:data:`SMOOTH`) and divided by the height that makes a change (:data:`SCALE`, chosen on
+the ``tune`` half of :mod:`harmonyset_hf.sync.music` with HarmonySet-mini's music as a guard); the change strength
+is the largest of them. Where not every window of 3 s fits (near the ends) only loudness counts, against a higher
+bar (:data:`EDGE_FACTOR`). Of peaks closer than the minimum gap the one where most groups move wins
+(:func:`agreement`). Loudness places it where its level stepped, when it moved most or by a real step
+(:data:`LOUDNESS_FIRST`); else the group that moved most, in units of its bar: a tempo change where the beat grid
+before it and the one after it meet and the chord changes (:func:`refine_tempo_change`, :func:`chord_change`), a
+key change where the old key's collection holds the notes before it, the new key's those after, and the chord
+changes (:func:`harmonyset_hf.sync.pitch.refine_key_change`), a timbre change at the top of its curve nearest a
+chord change (key and timbre changes on the bar lines of the music around them, :func:`bar_grid`), drums and
+onsets at the top of their shortest window (a drums-out change no later than one hit interval, or one beat, after
+the last hit: :func:`hold_to_hits`).
 """
 
 from __future__ import annotations
@@ -326,14 +325,13 @@ def pick_changes(nov: Novelty, threshold: float = 1.0, min_gap: float = 2.5, sca
 
     Of the groups that crossed their bar within ``span`` s, loudness places the change when it crossed furthest or
     reached :data:`LOUDNESS_FIRST` times its bar (a level step is exact to a frame), else the one that crossed
-    furthest: rhythm where the beat grids before and
-    after meet and the chord changes (:func:`refine_tempo_change`), harmony where the old key's collection holds
-    the notes before and the new key's those after, and the chord changes
-    (:func:`harmonyset_hf.sync.pitch.refine_key_change`), drums and onsets at the top of
-    their shortest-window curve (drums out no later than one hit interval or beat after the last hit,
-    :func:`hold_to_hits`); timbre where its curve plus :data:`TIMBRE_CHORD` times :func:`chord_change` plus
-    :data:`BAR_WEIGHT` times :func:`bar_grid` is highest (its windows are all long, the shortest no sharper, and a
-    new arrangement starts on a bar line). Key changes weigh the bar grid too.
+    furthest: rhythm where the beat grids before and after meet and the chord changes (:func:`refine_tempo_change`),
+    harmony where the old key's collection holds the notes before and the new key's those after, and the chord changes
+    (:func:`harmonyset_hf.sync.pitch.refine_key_change`), drums and onsets at the top of their shortest-window curve
+    (drums out no later than one hit interval or beat after the last hit, :func:`hold_to_hits`); timbre where its
+    curve plus :data:`TIMBRE_CHORD` times :func:`chord_change` plus :data:`BAR_WEIGHT` times :func:`bar_grid` is
+    highest (its windows are all long, the shortest no sharper, and a new arrangement starts on a bar line). Key
+    changes weigh the bar grid too.
     """
     from scipy.signal import find_peaks
 
@@ -352,10 +350,8 @@ def pick_changes(nov: Novelty, threshold: float = 1.0, min_gap: float = 2.5, sca
         groups = {g: float(nov.curves[g][p] / scale[g]) for g in GROUPS}
         lo, hi = max(0, p - int(span * nov.rate)), p + int(span * nov.rate) + 1
         reach = {g: float(nov.curves[g][lo:hi].max() / scale[g]) for g in GROUPS}
-        crossed = sorted((g for g in GROUPS if reach[g] >= threshold), key=lambda g: -reach[g])
-        if "loudness" in crossed and reach["loudness"] >= LOUDNESS_FIRST:
-            crossed.remove("loudness")
-            crossed.insert(0, "loudness")
+        crossed = sorted((g for g in GROUPS if reach[g] >= threshold),
+                         key=lambda g: (not (g == "loudness" and reach[g] >= LOUDNESS_FIRST), -reach[g]))
         top = (crossed[0] if crossed else max(GROUPS, key=groups.get)) if nov.full[p] else "loudness"
         frame = p
         if nov.full[p] and top == "rhythm":
